@@ -1,0 +1,148 @@
+// Device-level state: feature negotiation, status, DRIVER_OK, reset, and the queue loop that
+// pops chains into request slots. Transports (PCI/MMIO register files) sit on top of this.
+import {
+  queueSetup, queueReady, queueReset, peekAvail, consume, walkChain, publish, armKick,
+  POP_EMPTY, POP_BROKEN, setStalled, isStalled, pushUsed,
+} from "./virtq/split";
+import * as split from "./virtq/split";
+import { allocSlot, freeSlot, slotPtr, OFF_SESSION, OFF_HEAD, OFF_QUEUE, OFF_STATE, OFF_FLAGS, SLOT_PENDING, SF_ORPHAN } from "./slots";
+import { startRequest, usedDirty, clunkAll, MAX_MSIZE } from "./p9/server";
+import * as server from "./p9/server";
+import { hostInterrupt } from "./host";
+import { bump, C_MALFORMED_CHAINS, C_NEEDS_RESET, C_STALLS } from "./counters";
+import { MAX_SLOTS, MAX_SESSIONS } from "./layout";
+import { sessionPtr } from "./p9/fids";
+
+export const VIRTIO_9P_F_MOUNT_TAG: u64 = 1 << 0;
+export const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
+export const VIRTIO_F_EVENT_IDX: u64 = 1 << 29;
+export const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+export const DEVICE_FEATURES: u64 = VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX | VIRTIO_F_VERSION_1;
+
+export const STATUS_ACKNOWLEDGE: u32 = 1;
+export const STATUS_DRIVER: u32 = 2;
+export const STATUS_DRIVER_OK: u32 = 4;
+export const STATUS_FEATURES_OK: u32 = 8;
+export const STATUS_NEEDS_RESET: u32 = 64;
+export const STATUS_FAILED: u32 = 128;
+
+export const IRQ_USED: i32 = 0;
+export const IRQ_CONFIG: i32 = 1;
+
+let status: u32 = 0;
+let driverFeatures: u64 = 0;
+
+export function getStatus(): u32 { return status; }
+
+/** The driver's accepted features. Refused (false, FEATURES_OK stays clear) if not a subset of
+ *  ours or without VERSION_1 (VIRTIO 1.2 §6.1: a modern device may require it). */
+export function setDriverFeatures(f: u64): bool {
+  if ((f & ~DEVICE_FEATURES) != 0 || (f & VIRTIO_F_VERSION_1) == 0) {
+    status &= ~STATUS_FEATURES_OK;
+    return false;
+  }
+  driverFeatures = f;
+  split.featIndirect = (f & VIRTIO_F_INDIRECT_DESC) != 0;
+  split.featEventIdx = (f & VIRTIO_F_EVENT_IDX) != 0;
+  status |= STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
+  return true;
+}
+
+export function negotiated(): u64 { return driverFeatures; }
+
+export function setupQueue(q: i32, size: u32, desc: u64, avail: u64, used: u64): i32 {
+  if (q != 0) return 22;
+  return queueSetup(q, size, desc, avail, used);
+}
+
+export function driverOk(): bool {
+  if ((status & STATUS_FEATURES_OK) == 0 || !queueReady(0)) return false;
+  status |= STATUS_DRIVER_OK;
+  return true;
+}
+
+/** Reset (status ← 0): queues, features, and the 9P session; pending requests are orphaned
+ *  (their completions free their slots without touching the rings). */
+export function reset(): void {
+  status = 0;
+  driverFeatures = 0;
+  split.featIndirect = false;
+  split.featEventIdx = false;
+  queueReset(0);
+  for (let i = 0; i < MAX_SLOTS; i++) {
+    let s = slotPtr(i);
+    if (load<u32>(s, OFF_STATE) == SLOT_PENDING && load<u32>(s, OFF_SESSION) == 0) {
+      store<u32>(s, load<u32>(s, OFF_FLAGS) | SF_ORPHAN, OFF_FLAGS);
+    }
+  }
+  clunkAll(0);
+  store<u32>(sessionPtr(0), MAX_MSIZE);
+}
+
+export function initSessions(): void {
+  for (let i = 0; i < MAX_SESSIONS; i++) store<u32>(sessionPtr(<u32>i), MAX_MSIZE);
+}
+
+function needsReset(): void {
+  if ((status & STATUS_NEEDS_RESET) != 0) return;
+  status |= STATUS_NEEDS_RESET;
+  bump(C_NEEDS_RESET);
+  if ((status & STATUS_DRIVER_OK) != 0) hostInterrupt(IRQ_CONFIG);
+}
+
+@inline function live(): bool {
+  return (status & (STATUS_DRIVER_OK | STATUS_NEEDS_RESET)) == STATUS_DRIVER_OK;
+}
+
+/**
+ * The driver kicked queue q: pop every available chain into a request slot and start it.
+ * Stops (and resumes on the next completion) when every slot is busy. A malformed ring puts
+ * the device in DEVICE_NEEDS_RESET. Publishes used elements once at the end.
+ */
+export function notify(q: i32): void {
+  if (q != 0 || !live()) return;
+  drain(q);
+  flush(q);
+}
+
+function drain(q: i32): void {
+  while (true) {
+    while (true) {
+      let head = peekAvail(q);
+      if (head == POP_EMPTY) break;
+      if (head == POP_BROKEN) { bump(C_MALFORMED_CHAINS); needsReset(); return; }
+      let s = allocSlot();
+      if (s == 0) { bump(C_STALLS); setStalled(q, true); return; }
+      consume(q);
+      store<u32>(s, 0, OFF_SESSION);
+      store<u32>(s, <u32>head, OFF_HEAD);
+      store<u32>(s, <u32>q, OFF_QUEUE);
+      if (!walkChain(q, head, s) || !startRequestOrFail(s)) {
+        freeSlot(s);
+        bump(C_MALFORMED_CHAINS);
+        needsReset();
+        return;
+      }
+    }
+    if (!armKick(q)) break;
+  }
+}
+
+@inline function startRequestOrFail(s: usize): bool {
+  return startRequest(s);
+}
+
+/** Publish what was completed and interrupt if the driver wants it. */
+function flush(q: i32): void {
+  if (!server.usedDirty) return;
+  server.usedDirty = false;
+  if (publish(q)) hostInterrupt(IRQ_USED);
+}
+
+/** The host finished slot i's pending backend call. */
+export function complete(i: i32, result: i32): void {
+  server.resume(i, result);
+  if (!queueReady(0)) { server.usedDirty = false; return; }
+  if (isStalled(0) && live()) { setStalled(0, false); drain(0); }
+  flush(0);
+}

@@ -1,0 +1,49 @@
+// The module's ABI: every export, and only numbers cross (i64 as BigInt on the JS side).
+// Documented in README.md ("ABI") and typed in src/wasm/abi.ts. Bump ABI_VERSION on any change.
+import { setWindow } from "./guest";
+import { CORE_END, COUNTERS_BASE, MAX_SLOTS } from "./layout";
+import * as dev from "./device";
+import { putDirent } from "./p9/server";
+import { clearCounters } from "./counters";
+import { slotPtr, outPtr } from "./slots";
+
+const ABI_VERSION: i32 = 1;
+
+export function abiVersion(): i32 { return ABI_VERSION; }
+
+/** Bytes of linear memory the core uses from 0; guest RAM must start at or after this. */
+export function coreEnd(): usize { return CORE_END; }
+
+/** Place guest RAM at [base, base + size) of linear memory and reset the device. */
+export function init(base: usize, size: u64): void {
+  setWindow(base, size);
+  clearCounters();
+  dev.initSessions();
+  dev.reset();
+}
+
+export function deviceFeatures(): u64 { return dev.DEVICE_FEATURES; }
+/** Returns 1 if accepted (FEATURES_OK), 0 if refused. */
+export function setDriverFeatures(f: u64): i32 { return dev.setDriverFeatures(f) ? 1 : 0; }
+export function status(): u32 { return dev.getStatus(); }
+/** Returns 0, or EINVAL for a bad size, misaligned area or one outside guest RAM. */
+export function setupQueue(q: i32, size: u32, desc: u64, avail: u64, used: u64): i32 {
+  return dev.setupQueue(q, size, desc, avail, used);
+}
+export function driverOk(): i32 { return dev.driverOk() ? 1 : 0; }
+export function reset(): void { dev.reset(); }
+export function notify(q: i32): void { dev.notify(q); }
+
+/** Finish slot's pending backend call with `result` (0 or a Linux errno). */
+export function complete(slot: i32, result: i32): void { dev.complete(slot, result); }
+
+/** Readdir sink: one entry for slot's pending Treaddir, name bytes already at nameBuf.
+ *  Returns 1 if it fit, 0 if the reply is full. */
+export function dirent(slot: i32, ino: f64, next: f64, dtype: u32, nameLen: u32): i32 {
+  return putDirent(slot, <u64>ino, <u64>next, dtype, nameLen) ? 1 : 0;
+}
+
+export function countersPtr(): usize { return COUNTERS_BASE; }
+export function maxSlots(): i32 { return MAX_SLOTS; }
+/** The out-parameter area of slot i (for hosts that need to address it). */
+export function slotOut(i: i32): usize { return outPtr(slotPtr(i)); }

@@ -1,0 +1,1013 @@
+/**
+ * MemoryBackend: an in-memory POSIX file system implementing the Backend interface.
+ *
+ * Browser-safe (no Node imports). Design notes:
+ *  - Every object is an `Inode` whose fields include all Stat fields plus `node`, so lookup and
+ *    getattr return the inode itself (no allocation). The Node handle equals the ino; inos come
+ *    from a counter and are never reused.
+ *  - Regular files are sparse: data lives in 64 KiB chunks (Map chunk index → Uint8Array); an
+ *    absent chunk, or the part past a short chunk's end, reads as zeros. A chunk grows by doubling
+ *    (4 KiB → 64 KiB) so small files stay small. Bytes past `size` are always zero.
+ *  - Directory entries are keyed by a latin1-style 1:1 byte→char string of the name. Each entry
+ *    gets a per-directory sequence number (from 3) at insert; the readdir cookie of an entry is
+ *    its seq ("." = 1, ".." = 2). Entries sit in a seq-ordered array with lazy deletion and
+ *    amortised compaction; resuming is a binary search for the first seq > cookie.
+ *  - Each inode tracks one (directory, name) of a current link (plus extra links for hard
+ *    links), so rename(node) and remove(node) can find it.
+ *  - An inode is freed when nlink = 0 and no Node references or open handles remain.
+ *  - Errors are returned as negative Linux errno numbers.
+ */
+import {
+  Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs,
+  O_ACCMODE, O_APPEND, O_DIRECTORY, O_EXCL, O_TRUNC, AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE,
+  S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
+} from './backend.js';
+import {
+  EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR,
+  ENOTEMPTY, EPERM, P9Error,
+} from '../errno.js';
+
+const CHUNK = 65536;
+const PAGE = 4096;
+const NO_ID = 0xFFFFFFFF;
+const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
+const NOMINAL_CAPACITY = 2 ** 40; // statfs figure when no capacity limit is set (1 TiB)
+const NOMINAL_INODES = 2 ** 24;   // statfs figure when no inode limit is set
+const V9FS_MAGIC = 0x01021997;
+const FSID = 0x6d656d66;          // "memf"
+
+// ---------------------------------------------------------------------------------------------
+// Time: wall-clock seconds plus a monotonic nanosecond component.
+
+const perf = (globalThis as { performance?: { now(): number } }).performance;
+let baseMs = Date.now();
+let basePerf = perf ? perf.now() : 0;
+let nowSec = 0, nowNsec = 0;
+
+function tick(): void {
+  const wall = Date.now();
+  let ms: number;
+  if (perf) {
+    ms = baseMs + (perf.now() - basePerf);
+    if (ms - wall > 1000 || wall - ms > 1000) { // clock drift / jump: re-base
+      baseMs = wall; basePerf = perf.now(); ms = wall;
+    }
+  } else {
+    ms = wall;
+  }
+  const sec = Math.floor(ms / 1000);
+  let nsec = Math.floor((ms - sec * 1000) * 1e6);
+  if (nsec > 999999999) nsec = 999999999;
+  if (sec > nowSec || (sec === nowSec && nsec > nowNsec)) { nowSec = sec; nowNsec = nsec; }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names: bytes ↔ latin1-style keys (1 char per byte, exact round trip).
+
+function keyOf(b: Uint8Array): string {
+  const n = b.length;
+  if (n <= 4096) return String.fromCharCode.apply(null, b as unknown as number[]);
+  let s = '';
+  for (let i = 0; i < n; i += 4096) {
+    s += String.fromCharCode.apply(null, b.subarray(i, Math.min(n, i + 4096)) as unknown as number[]);
+  }
+  return s;
+}
+
+function bytesOfKey(k: string): Uint8Array {
+  const b = new Uint8Array(k.length);
+  for (let i = 0; i < k.length; i++) b[i] = k.charCodeAt(i);
+  return b;
+}
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+function toBytes(s: string | Uint8Array): Uint8Array {
+  return typeof s === 'string' ? utf8.encode(s) : s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class DirEnt {
+  constructor(
+    public key: string,
+    public name: Uint8Array,
+    public inode: Inode | null, // null once removed (lazy deletion from the ordered list)
+    public seq: number,
+  ) {}
+}
+
+class DirData {
+  map = new Map<string, DirEnt>();
+  /** entries in seq order; removed ones have inode === null until compaction */
+  list: DirEnt[] = [];
+  dead = 0;
+  nextSeq = 3;
+}
+
+interface Xattr { name: Uint8Array; value: Uint8Array }
+interface LinkRef { dir: Inode; key: string }
+
+/** One file-system object. Doubles as the Entry/Stat handed to the core. */
+export class Inode implements Entry {
+  node: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink = 1;
+  rdev = 0;
+  size = 0;
+  blksize = PAGE;
+  blocks = 0;
+  atimeSec: number; atimeNsec: number;
+  mtimeSec: number; mtimeNsec: number;
+  ctimeSec: number; ctimeNsec: number;
+
+  /** Node references held by the core */
+  refs = 0;
+  /** open handles */
+  opens = 0;
+  /** one current link (for a directory: its parent and name) */
+  linkDir: Inode | null = null;
+  linkKey = '';
+  /** further links of a hard-linked non-directory */
+  extraLinks: LinkRef[] | null = null;
+  dir: DirData | null = null;
+  chunks: Map<number, Uint8Array> | null = null;
+  /** bytes allocated in chunks */
+  alloc = 0;
+  target: Uint8Array | null = null;
+  xattrs: Map<string, Xattr> | null = null;
+
+  constructor(ino: number, mode: number, uid: number, gid: number) {
+    this.node = ino;
+    this.ino = ino;
+    this.mode = mode;
+    this.uid = uid;
+    this.gid = gid;
+    this.atimeSec = this.mtimeSec = this.ctimeSec = nowSec;
+    this.atimeNsec = this.mtimeNsec = this.ctimeNsec = nowNsec;
+  }
+}
+
+class OpenFile {
+  constructor(
+    public inode: Inode,
+    public readable: boolean,
+    public writable: boolean,
+    public append: boolean,
+  ) {}
+}
+
+export interface MemoryBackendOptions {
+  /** Total bytes of file data; writes beyond it fail with ENOSPC. Default: unlimited. */
+  capacityBytes?: number;
+  /** Maximum number of inodes (root included); creation beyond it fails with ENOSPC. */
+  maxInodes?: number;
+  /** Owner used when the caller passes uid/gid 0xFFFFFFFF ("not given"). Default 0/0. */
+  owner?: { uid: number; gid: number };
+  /** Permission bits of the root directory. Default 0o755. */
+  rootMode?: number;
+}
+
+/** A tree for MemoryBackend.fromTree: strings/Uint8Arrays are files, `{ symlink }` symlinks,
+ *  other objects directories. (A directory holding only a file named "symlink" with string
+ *  contents is read as a symlink: seed that one with writeFile.) */
+export type MemoryTree = { [name: string]: MemoryTreeNode };
+export type MemoryTreeNode = string | Uint8Array | { symlink: string } | MemoryTree;
+
+function now(ino: Inode, a: boolean, m: boolean, c: boolean): void {
+  if (a) { ino.atimeSec = nowSec; ino.atimeNsec = nowNsec; }
+  if (m) { ino.mtimeSec = nowSec; ino.mtimeNsec = nowNsec; }
+  if (c) { ino.ctimeSec = nowSec; ino.ctimeNsec = nowNsec; }
+}
+
+function statCopy(i: Inode): Stat {
+  return {
+    ino: i.ino, mode: i.mode, uid: i.uid, gid: i.gid, nlink: i.nlink, rdev: i.rdev, size: i.size,
+    blksize: i.blksize, blocks: i.blocks,
+    atimeSec: i.atimeSec, atimeNsec: i.atimeNsec, mtimeSec: i.mtimeSec, mtimeNsec: i.mtimeNsec,
+    ctimeSec: i.ctimeSec, ctimeNsec: i.ctimeNsec,
+  };
+}
+
+function isDotName(name: Uint8Array): number {
+  if (name.length === 1 && name[0] === 0x2e) return 1;
+  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 2;
+  return 0;
+}
+
+function roundPage(n: number): number {
+  return Math.ceil(n / PAGE) * PAGE;
+}
+
+/** Linux new_encode_dev, as the kernel computes it (u32). */
+export function encodeDev(major: number, minor: number): number {
+  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}
+
+export class MemoryBackend implements Backend {
+  private readonly nodes = new Map<number, Inode>();
+  private readonly fhs = new Map<number, OpenFile>();
+  private readonly freeFhs: number[] = [];
+  private nextFh = 1;
+  private nextIno = 1;
+  private inodeCount = 0;
+  private used = 0;
+  private readonly capacity: number;
+  private readonly maxInodes: number;
+  private readonly ownerUid: number;
+  private readonly ownerGid: number;
+  readonly root: Inode;
+
+  constructor(opts: MemoryBackendOptions = {}) {
+    this.capacity = opts.capacityBytes ?? Infinity;
+    this.maxInodes = opts.maxInodes ?? Infinity;
+    this.ownerUid = opts.owner?.uid ?? 0;
+    this.ownerGid = opts.owner?.gid ?? 0;
+    tick();
+    const root = this.newInode(S_IFDIR | ((opts.rootMode ?? 0o755) & 0o7777), NO_ID, NO_ID);
+    if (root === null) throw new P9Error(ENOSPC, 'maxInodes too small');
+    root.nlink = 2;
+    root.dir = new DirData();
+    root.size = PAGE;
+    this.root = root;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private newInode(mode: number, uid: number, gid: number): Inode | null {
+    if (this.inodeCount >= this.maxInodes) return null;
+    const ino = this.nextIno++;
+    const i = new Inode(ino, mode, uid === NO_ID ? this.ownerUid : uid, gid === NO_ID ? this.ownerGid : gid);
+    this.nodes.set(ino, i);
+    this.inodeCount++;
+    return i;
+  }
+
+  private ref(n: Node): Inode | null {
+    const i = this.nodes.get(n);
+    return i !== undefined && i.refs > 0 ? i : null;
+  }
+
+  private maybeFree(i: Inode): void {
+    if (i.nlink === 0 && i.refs === 0 && i.opens === 0 && i !== this.root) {
+      if (this.nodes.delete(i.ino)) {
+        this.inodeCount--;
+        this.used -= i.alloc;
+        i.alloc = 0;
+        i.chunks = null;
+        i.xattrs = null;
+        i.target = null;
+      }
+    }
+  }
+
+  /** A directory that can take new entries: ENOTDIR / ENOENT (removed). */
+  private liveDir(d: Inode): number {
+    if (d.dir === null) return -ENOTDIR;
+    if (d.nlink === 0) return -ENOENT;
+    return 0;
+  }
+
+  private addEntry(dir: Inode, key: string, name: Uint8Array, child: Inode): void {
+    const d = dir.dir!;
+    const ent = new DirEnt(key, name, child, d.nextSeq++);
+    d.map.set(key, ent);
+    d.list.push(ent);
+    if (child.dir !== null) dir.nlink++;
+    if (child.linkDir === null) { child.linkDir = dir; child.linkKey = key; }
+    else (child.extraLinks ??= []).push({ dir, key });
+  }
+
+  private dropEntry(dir: Inode, ent: DirEnt): Inode {
+    const d = dir.dir!;
+    const child = ent.inode!;
+    d.map.delete(ent.key);
+    ent.inode = null;
+    d.dead++;
+    if (d.dead > 16 && d.dead * 2 > d.list.length) {
+      d.list = d.list.filter((e) => e.inode !== null);
+      d.dead = 0;
+    }
+    if (child.dir !== null) dir.nlink--;
+    // forget this link
+    if (child.linkDir === dir && child.linkKey === ent.key) {
+      const x = child.extraLinks !== null ? child.extraLinks.pop() : undefined;
+      if (x !== undefined) { child.linkDir = x.dir; child.linkKey = x.key; }
+      else { child.linkDir = null; child.linkKey = ''; }
+    } else if (child.extraLinks !== null) {
+      const xs = child.extraLinks;
+      for (let k = 0; k < xs.length; k++) {
+        if (xs[k].dir === dir && xs[k].key === ent.key) { xs.splice(k, 1); break; }
+      }
+    }
+    if (child.extraLinks !== null && child.extraLinks.length === 0) child.extraLinks = null;
+    return child;
+  }
+
+  /** Remove a name for good (unlink/rmdir/replaced by rename). Caller has ticked. */
+  private unlinkEnt(dir: Inode, ent: DirEnt): void {
+    const child = this.dropEntry(dir, ent);
+    if (child.dir !== null) child.nlink = 0;
+    else child.nlink--;
+    now(child, false, false, true);
+    now(dir, false, true, true);
+    this.maybeFree(child);
+  }
+
+  private growChunk(i: Inode, ci: number, old: Uint8Array | undefined, need: number): Uint8Array | null {
+    const oldLen = old === undefined ? 0 : old.length;
+    let len = roundPage(need);
+    if (len > CHUNK) len = CHUNK;
+    if (old !== undefined) {
+      const dbl = Math.min(CHUNK, oldLen * 2);
+      if (dbl > len && this.used + dbl - oldLen <= this.capacity) len = dbl;
+    }
+    if (this.used + len - oldLen > this.capacity) return null;
+    const c = new Uint8Array(len);
+    if (old !== undefined) c.set(old);
+    i.chunks!.set(ci, c);
+    this.used += len - oldLen;
+    i.alloc += len - oldLen;
+    i.blocks = i.alloc / 512;
+    return c;
+  }
+
+  /** Write buffers at pos; returns bytes written or -errno. Updates size, not times. */
+  private writeData(i: Inode, pos: number, src: Uint8Array[]): number {
+    let total = 0;
+    for (let k = 0; k < src.length; k++) total += src[k].length;
+    if (total === 0) return 0;
+    if (pos + total > MAX_FILE_SIZE) return -EFBIG;
+    const chunks = i.chunks!;
+    const start = pos;
+    outer: for (let k = 0; k < src.length; k++) {
+      const buf = src[k];
+      const blen = buf.length;
+      let bo = 0;
+      while (bo < blen) {
+        const ci = Math.floor(pos / CHUNK);
+        const co = pos - ci * CHUNK;
+        let n = CHUNK - co;
+        if (n > blen - bo) n = blen - bo;
+        let c = chunks.get(ci);
+        if (c === undefined || c.length < co + n) {
+          const g = this.growChunk(i, ci, c, co + n);
+          if (g === null) break outer;
+          c = g;
+        }
+        c.set(n === blen ? buf : buf.subarray(bo, bo + n), co);
+        bo += n;
+        pos += n;
+      }
+    }
+    const written = pos - start;
+    if (written === 0) return -ENOSPC;
+    if (pos > i.size) i.size = pos;
+    return written;
+  }
+
+  private truncate(i: Inode, newSize: number): void {
+    const chunks = i.chunks!;
+    if (newSize < i.size) {
+      const keep = Math.ceil(newSize / CHUNK);
+      let freed = 0;
+      for (const [ci, c] of chunks) {
+        if (ci >= keep) { chunks.delete(ci); freed += c.length; }
+      }
+      this.used -= freed;
+      i.alloc -= freed;
+      i.blocks = i.alloc / 512;
+      if (keep > 0) {
+        const c = chunks.get(keep - 1);
+        if (c !== undefined) {
+          const co = newSize - (keep - 1) * CHUNK;
+          if (co < c.length) c.fill(0, co);
+        }
+      }
+    }
+    i.size = newSize;
+  }
+
+  private doOpen(i: Inode, flags: number): number {
+    const acc = flags & O_ACCMODE;
+    if (acc === O_ACCMODE) return -EINVAL;
+    const readable = acc !== 1;
+    const writable = acc !== 0;
+    const type = i.mode & S_IFMT;
+    if (type === S_IFDIR) {
+      if (writable) return -EISDIR;
+    } else {
+      if (flags & O_DIRECTORY) return -ENOTDIR;
+      if (type === S_IFLNK) return -ELOOP;
+      if (type === S_IFREG && (flags & O_TRUNC) && writable) {
+        tick();
+        this.truncate(i, 0);
+        now(i, false, true, true);
+      }
+    }
+    const f = new OpenFile(i, readable, writable, (flags & O_APPEND) !== 0);
+    const fh = this.freeFhs.length > 0 ? this.freeFhs.pop()! : this.nextFh++;
+    this.fhs.set(fh, f);
+    i.opens++;
+    return fh;
+  }
+
+  /** Common checks for creating `name` in `dir`; returns the key or a negative errno. */
+  private newName(d: Inode, name: Uint8Array): string | number {
+    const e = this.liveDir(d);
+    if (e !== 0) return e;
+    if (isDotName(name)) return -EEXIST;
+    const key = keyOf(name);
+    if (d.dir!.map.has(key)) return -EEXIST;
+    return key;
+  }
+
+  private makeChild(d: Inode, key: string, name: Uint8Array, mode: number, uid: number, gid: number): Inode | number {
+    tick();
+    const i = this.newInode(mode, uid, gid);
+    if (i === null) return -ENOSPC;
+    this.addEntry(d, key, name.slice(), i);
+    now(d, false, true, true);
+    return i;
+  }
+
+  private findLink(i: Inode): { dir: Inode; ent: DirEnt } | number {
+    if (i === this.root) return -EBUSY;
+    const dir = i.linkDir;
+    if (dir === null || i.nlink === 0) return -ENOENT;
+    const ent = dir.dir!.map.get(i.linkKey);
+    if (ent === undefined || ent.inode !== i) return -ENOENT;
+    return { dir, ent };
+  }
+
+  private doRename(srcDir: Inode, ent: DirEnt, dstDir: Inode, newname: Uint8Array): number {
+    const e = this.liveDir(dstDir);
+    if (e !== 0) return e;
+    if (isDotName(newname)) return -EBUSY;
+    const src = ent.inode!;
+    const dkey = keyOf(newname);
+    const dst = dstDir.dir!.map.get(dkey);
+    if (dst !== undefined && dst.inode === src) return 0;
+    if (src.dir !== null) {
+      for (let p: Inode | null = dstDir; p !== null; p = p.linkDir) {
+        if (p === src) return -EINVAL;
+      }
+    }
+    if (dst !== undefined) {
+      const t = dst.inode!;
+      if (src.dir !== null && t.dir === null) return -ENOTDIR;
+      if (src.dir === null && t.dir !== null) return -EISDIR;
+      if (t.dir !== null && t.dir.map.size > 0) return -ENOTEMPTY;
+    }
+    tick();
+    if (dst !== undefined) this.unlinkEnt(dstDir, dst);
+    this.dropEntry(srcDir, ent);
+    this.addEntry(dstDir, dkey, newname.slice(), src);
+    now(src, false, false, true);
+    now(srcDir, false, true, true);
+    now(dstDir, false, true, true);
+    return 0;
+  }
+
+  // ---- Backend ---------------------------------------------------------------------------------
+
+  attach(aname: Uint8Array, _uid: number): Entry | number {
+    let i = this.root;
+    if (aname.length > 0) {
+      for (const part of keyOf(aname).split('/')) {
+        if (part === '' || part === '.') continue;
+        if (i.dir === null) return -ENOTDIR;
+        if (part === '..') { if (i.linkDir !== null) i = i.linkDir; continue; }
+        const ent = i.dir.map.get(part);
+        if (ent === undefined) return -ENOENT;
+        i = ent.inode!;
+      }
+      if (i.dir === null) return -ENOTDIR;
+    }
+    i.refs++;
+    return i;
+  }
+
+  lookup(dir: Node, name: Uint8Array): Entry | number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    const dd = d.dir;
+    if (dd === null) return -ENOTDIR;
+    let i: Inode;
+    const dot = isDotName(name);
+    if (dot === 1) i = d;
+    else if (dot === 2) {
+      if (d === this.root) i = d;
+      else if (d.linkDir === null) return -ENOENT;
+      else i = d.linkDir;
+    } else {
+      const ent = dd.map.get(keyOf(name));
+      if (ent === undefined) return -ENOENT;
+      i = ent.inode!;
+    }
+    i.refs++;
+    return i;
+  }
+
+  getattr(node: Node): Stat | number {
+    const i = this.ref(node);
+    return i === null ? -EBADF : i;
+  }
+
+  setattr(node: Node, attr: SetAttr): number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    if (attr.size !== undefined) {
+      const t = i.mode & S_IFMT;
+      if (t === S_IFDIR) return -EISDIR;
+      if (t !== S_IFREG) return -EINVAL;
+      if (attr.size < 0 || attr.size > MAX_FILE_SIZE) return -EFBIG;
+    }
+    tick();
+    let changed = false;
+    if (attr.mode !== undefined) { i.mode = (i.mode & S_IFMT) | (attr.mode & 0o7777); changed = true; }
+    if (attr.uid !== undefined && attr.uid !== NO_ID) { i.uid = attr.uid; changed = true; }
+    if (attr.gid !== undefined && attr.gid !== NO_ID) { i.gid = attr.gid; changed = true; }
+    if (attr.size !== undefined) {
+      this.truncate(i, attr.size);
+      now(i, false, true, false);
+      changed = true;
+    }
+    if (attr.atime !== undefined) { i.atimeSec = attr.atime[0]; i.atimeNsec = attr.atime[1]; changed = true; }
+    if (attr.mtime !== undefined) { i.mtimeSec = attr.mtime[0]; i.mtimeNsec = attr.mtime[1]; changed = true; }
+    if (changed || attr.ctime) now(i, false, false, true);
+    return 0;
+  }
+
+  open(node: Node, flags: number): Fh | number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    return this.doOpen(i, flags);
+  }
+
+  create(dir: Node, name: Uint8Array, flags: number, mode: number, uid: number, gid: number): Created | number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    const e = this.liveDir(d);
+    if (e !== 0) return e;
+    if (isDotName(name)) return -EEXIST;
+    if ((flags & O_ACCMODE) === O_ACCMODE) return -EINVAL;
+    const key = keyOf(name);
+    const ent = d.dir!.map.get(key);
+    let i: Inode;
+    if (ent !== undefined) {
+      if (flags & O_EXCL) return -EEXIST;
+      i = ent.inode!;
+      if (i.dir !== null) return -EISDIR;
+    } else {
+      const c = this.makeChild(d, key, name, S_IFREG | (mode & 0o7777), uid, gid);
+      if (typeof c === 'number') return c;
+      i = c;
+      i.chunks = new Map();
+    }
+    const fh = this.doOpen(i, flags);
+    if (fh < 0) { this.maybeFree(i); return fh; }
+    i.refs++;
+    const out = statCopy(i) as Created;
+    out.node = i.node;
+    out.fh = fh;
+    return out;
+  }
+
+  read(fh: Fh, offset: number, dst: Uint8Array[]): number {
+    const f = this.fhs.get(fh);
+    if (f === undefined) return -EBADF;
+    const i = f.inode;
+    if (i.dir !== null) return -EISDIR;
+    if (!f.readable) return -EBADF;
+    const chunks = i.chunks;
+    if (chunks === null) return -EINVAL;
+    const size = i.size;
+    if (offset >= size) return 0;
+    let pos = offset;
+    for (let k = 0; k < dst.length && pos < size; k++) {
+      const buf = dst[k];
+      const blen = buf.length;
+      let bo = 0;
+      while (bo < blen && pos < size) {
+        const ci = Math.floor(pos / CHUNK);
+        const co = pos - ci * CHUNK;
+        let n = CHUNK - co;
+        if (n > blen - bo) n = blen - bo;
+        if (n > size - pos) n = size - pos;
+        const c = chunks.get(ci);
+        if (c === undefined || co >= c.length) {
+          buf.fill(0, bo, bo + n);
+        } else if (co + n <= c.length) {
+          buf.set(c.subarray(co, co + n), bo);
+        } else {
+          const m = c.length - co;
+          buf.set(c.subarray(co), bo);
+          buf.fill(0, bo + m, bo + n);
+        }
+        bo += n;
+        pos += n;
+      }
+    }
+    return pos - offset;
+  }
+
+  write(fh: Fh, offset: number, src: Uint8Array[]): number {
+    const f = this.fhs.get(fh);
+    if (f === undefined) return -EBADF;
+    const i = f.inode;
+    if (i.dir !== null) return -EISDIR;
+    if (!f.writable) return -EBADF;
+    if (i.chunks === null) return -EINVAL;
+    const r = this.writeData(i, f.append ? i.size : offset, src);
+    if (r > 0) { tick(); now(i, false, true, true); }
+    return r;
+  }
+
+  readdir(fh: Fh, cookie: number, sink: DirSink): number {
+    const f = this.fhs.get(fh);
+    if (f === undefined) return -EBADF;
+    const d = f.inode;
+    const dd = d.dir;
+    if (dd === null) return -ENOTDIR;
+    if (cookie < 1) {
+      if (!sink.push(d.ino, 1, S_IFDIR >> 12, DOT)) return 0;
+    }
+    if (cookie < 2) {
+      const p = d === this.root || d.linkDir === null ? d : d.linkDir;
+      if (!sink.push(p.ino, 2, S_IFDIR >> 12, DOTDOT)) return 0;
+    }
+    const list = dd.list;
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid].seq <= cookie) lo = mid + 1; else hi = mid;
+    }
+    for (let k = lo; k < list.length; k++) {
+      const e = list[k];
+      const i = e.inode;
+      if (i === null) continue;
+      if (!sink.push(i.ino, e.seq, (i.mode >> 12) & 15, e.name)) break;
+      if (dd.list !== list) break; // modified from inside the sink: stop safely
+    }
+    return 0;
+  }
+
+  readlink(node: Node): Uint8Array | number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    if (i.target === null) return -EINVAL;
+    return i.target;
+  }
+
+  mkdir(dir: Node, name: Uint8Array, mode: number, uid: number, gid: number): Stat | number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    const key = this.newName(d, name);
+    if (typeof key === 'number') return key;
+    const c = this.makeChild(d, key, name, S_IFDIR | (mode & 0o7777), uid, gid);
+    if (typeof c === 'number') return c;
+    // addEntry counted the child as a subdirectory only if c.dir was set; set it first next time
+    c.dir = new DirData();
+    c.nlink = 2;
+    c.size = PAGE;
+    d.nlink++;
+    return c;
+  }
+
+  symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Stat | number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    const key = this.newName(d, name);
+    if (typeof key === 'number') return key;
+    const c = this.makeChild(d, key, name, S_IFLNK | 0o777, uid, gid);
+    if (typeof c === 'number') return c;
+    c.target = target.slice();
+    c.size = target.length;
+    return c;
+  }
+
+  mknod(dir: Node, name: Uint8Array, mode: number, major: number, minor: number, uid: number, gid: number): Stat | number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    let type = mode & S_IFMT;
+    if (type === 0) type = S_IFREG;
+    if (type === S_IFDIR) return -EPERM;
+    if (type !== S_IFREG && type !== S_IFCHR && type !== S_IFBLK && type !== S_IFIFO && type !== S_IFSOCK) return -EINVAL;
+    const key = this.newName(d, name);
+    if (typeof key === 'number') return key;
+    const c = this.makeChild(d, key, name, type | (mode & 0o7777), uid, gid);
+    if (typeof c === 'number') return c;
+    if (type === S_IFREG) c.chunks = new Map();
+    if (type === S_IFCHR || type === S_IFBLK) c.rdev = encodeDev(major, minor);
+    return c;
+  }
+
+  link(dir: Node, name: Uint8Array, target: Node): number {
+    const d = this.ref(dir);
+    const t = this.ref(target);
+    if (d === null || t === null) return -EBADF;
+    if (t.dir !== null) return -EPERM;
+    const key = this.newName(d, name);
+    if (typeof key === 'number') return key;
+    if (t.nlink === 0) return -ENOENT;
+    tick();
+    this.addEntry(d, key, name.slice(), t);
+    t.nlink++;
+    now(t, false, false, true);
+    now(d, false, true, true);
+    return 0;
+  }
+
+  renameat(olddir: Node, oldname: Uint8Array, newdir: Node, newname: Uint8Array): number {
+    const od = this.ref(olddir);
+    const nd = this.ref(newdir);
+    if (od === null || nd === null) return -EBADF;
+    if (od.dir === null || nd.dir === null) return -ENOTDIR;
+    if (isDotName(oldname)) return -EBUSY;
+    const ent = od.dir.map.get(keyOf(oldname));
+    if (ent === undefined) return -ENOENT;
+    return this.doRename(od, ent, nd, newname);
+  }
+
+  rename(node: Node, newdir: Node, newname: Uint8Array): number {
+    const i = this.ref(node);
+    const nd = this.ref(newdir);
+    if (i === null || nd === null) return -EBADF;
+    if (nd.dir === null) return -ENOTDIR;
+    const l = this.findLink(i);
+    if (typeof l === 'number') return l;
+    return this.doRename(l.dir, l.ent, nd, newname);
+  }
+
+  unlinkat(dir: Node, name: Uint8Array, flags: number): number {
+    const d = this.ref(dir);
+    if (d === null) return -EBADF;
+    if (d.dir === null) return -ENOTDIR;
+    const dot = isDotName(name);
+    if (dot === 1) return -EINVAL;
+    if (dot === 2) return -ENOTEMPTY;
+    const ent = d.dir.map.get(keyOf(name));
+    if (ent === undefined) return -ENOENT;
+    const c = ent.inode!;
+    if (flags & AT_REMOVEDIR) {
+      if (c.dir === null) return -ENOTDIR;
+      if (c.dir.map.size > 0) return -ENOTEMPTY;
+    } else if (c.dir !== null) {
+      return -EISDIR;
+    }
+    tick();
+    this.unlinkEnt(d, ent);
+    return 0;
+  }
+
+  remove(node: Node): number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    const l = this.findLink(i);
+    if (typeof l === 'number') return l;
+    if (i.dir !== null && i.dir.map.size > 0) return -ENOTEMPTY;
+    tick();
+    this.unlinkEnt(l.dir, l.ent);
+    return 0;
+  }
+
+  fsync(fh: Fh, _datasync: boolean): number {
+    return this.fhs.has(fh) ? 0 : -EBADF;
+  }
+
+  statfs(node: Node): StatFs | number {
+    if (this.ref(node) === null) return -EBADF;
+    const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, this.used) : this.capacity;
+    const blocks = Math.floor(total / PAGE);
+    const bfree = Math.max(0, Math.floor((total - this.used) / PAGE));
+    const files = this.maxInodes === Infinity ? Math.max(NOMINAL_INODES, this.inodeCount) : this.maxInodes;
+    return {
+      type: V9FS_MAGIC, bsize: PAGE, blocks, bfree, bavail: bfree,
+      files, ffree: Math.max(0, files - this.inodeCount), fsid: FSID, namelen: 255,
+    };
+  }
+
+  getxattr(node: Node, name: Uint8Array): Uint8Array | number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    const x = i.xattrs === null ? undefined : i.xattrs.get(keyOf(name));
+    return x === undefined ? -ENODATA : x.value;
+  }
+
+  listxattr(node: Node): Uint8Array[] | number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    const out: Uint8Array[] = [];
+    if (i.xattrs !== null) for (const x of i.xattrs.values()) out.push(x.name);
+    return out;
+  }
+
+  setxattr(node: Node, name: Uint8Array, value: Uint8Array, flags: number): number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    if (name.length === 0) return -EINVAL;
+    if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return -EINVAL;
+    const key = keyOf(name);
+    const has = i.xattrs !== null && i.xattrs.has(key);
+    if ((flags & XATTR_CREATE) && has) return -EEXIST;
+    if ((flags & XATTR_REPLACE) && !has) return -ENODATA;
+    (i.xattrs ??= new Map()).set(key, { name: name.slice(), value: value.slice() });
+    tick();
+    now(i, false, false, true);
+    return 0;
+  }
+
+  removexattr(node: Node, name: Uint8Array): number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    if (i.xattrs === null || !i.xattrs.delete(keyOf(name))) return -ENODATA;
+    if (i.xattrs.size === 0) i.xattrs = null;
+    tick();
+    now(i, false, false, true);
+    return 0;
+  }
+
+  close(fh: Fh): number {
+    const f = this.fhs.get(fh);
+    if (f === undefined) return -EBADF;
+    this.fhs.delete(fh);
+    this.freeFhs.push(fh);
+    f.inode.opens--;
+    this.maybeFree(f.inode);
+    return 0;
+  }
+
+  forget(node: Node): void {
+    const i = this.ref(node);
+    if (i === null) return;
+    i.refs--;
+    if (i.refs === 0) this.maybeFree(i);
+  }
+
+  // ---- host-side seeding and inspection (paths relative to the root, '/'-separated) ---------
+
+  /** Number of live inodes (root included). */
+  get inodes(): number { return this.inodeCount; }
+  /** Bytes of file data allocated. */
+  get usedBytes(): number { return this.used; }
+  /** Number of open handles. */
+  get openHandles(): number { return this.fhs.size; }
+
+  private static parts(path: string): string[] {
+    const out: string[] = [];
+    for (const p of path.split('/')) {
+      if (p === '' || p === '.') continue;
+      if (p === '..') throw new P9Error(EINVAL, `'..' not allowed in seeding path: ${path}`);
+      out.push(keyOf(utf8.encode(p)));
+    }
+    return out;
+  }
+
+  private resolve(path: string): Inode {
+    let i = this.root;
+    for (const k of MemoryBackend.parts(path)) {
+      if (i.dir === null) throw new P9Error(ENOTDIR, `not a directory: ${path}`);
+      const ent = i.dir.map.get(k);
+      if (ent === undefined) throw new P9Error(ENOENT, `no such file: ${path}`);
+      i = ent.inode!;
+    }
+    return i;
+  }
+
+  private dirFor(path: string): { dir: Inode; key: string } {
+    const ps = MemoryBackend.parts(path);
+    if (ps.length === 0) throw new P9Error(EEXIST, `path names the root: ${path}`);
+    const key = ps.pop()!;
+    return { dir: this.mkdirParts(ps, 0o755), key };
+  }
+
+  private mkdirParts(ps: string[], mode: number): Inode {
+    let i = this.root;
+    for (const k of ps) {
+      if (i.dir === null) throw new P9Error(ENOTDIR, 'not a directory');
+      const ent = i.dir.map.get(k);
+      if (ent !== undefined) { i = ent.inode!; continue; }
+      const c = this.makeChild(i, k, bytesOfKey(k), S_IFDIR | (mode & 0o7777), NO_ID, NO_ID);
+      if (typeof c === 'number') throw new P9Error(-c);
+      c.dir = new DirData();
+      c.nlink = 2;
+      c.size = PAGE;
+      i.nlink++;
+      i = c;
+    }
+    if (i.dir === null) throw new P9Error(ENOTDIR, 'not a directory');
+    return i;
+  }
+
+  /** Create a directory and its missing parents. */
+  mkdirp(path: string, mode = 0o755): void {
+    this.mkdirParts(MemoryBackend.parts(path), mode);
+  }
+
+  /** Create or replace a regular file's contents (parents are created). */
+  writeFile(path: string, data: Uint8Array | string, mode = 0o644): void {
+    const { dir, key } = this.dirFor(path);
+    const ent = dir.dir!.map.get(key);
+    let i: Inode;
+    if (ent !== undefined) {
+      i = ent.inode!;
+      if ((i.mode & S_IFMT) !== S_IFREG) throw new P9Error(EEXIST, `not a regular file: ${path}`);
+      tick();
+      this.truncate(i, 0);
+      now(i, false, true, true);
+    } else {
+      const c = this.makeChild(dir, key, bytesOfKey(key), S_IFREG | (mode & 0o7777), NO_ID, NO_ID);
+      if (typeof c === 'number') throw new P9Error(-c);
+      i = c;
+      i.chunks = new Map();
+    }
+    const bytes = toBytes(data);
+    if (bytes.length > 0) {
+      const r = this.writeData(i, 0, [bytes]);
+      if (r < 0) throw new P9Error(-r, `writeFile ${path}`);
+      if (r < bytes.length) throw new P9Error(ENOSPC, `writeFile ${path}`);
+    }
+  }
+
+  /** Create a symbolic link at `path` pointing to `target`. */
+  symlinkAt(path: string, target: string | Uint8Array): void {
+    const { dir, key } = this.dirFor(path);
+    if (dir.dir!.map.has(key)) throw new P9Error(EEXIST, `exists: ${path}`);
+    const c = this.makeChild(dir, key, bytesOfKey(key), S_IFLNK | 0o777, NO_ID, NO_ID);
+    if (typeof c === 'number') throw new P9Error(-c);
+    c.target = toBytes(target).slice();
+    c.size = c.target.length;
+  }
+
+  /** Contents of a regular file. */
+  readFileSync(path: string): Uint8Array {
+    const i = this.resolve(path);
+    if (i.chunks === null) throw new P9Error(i.dir !== null ? EISDIR : EINVAL, `not a regular file: ${path}`);
+    if (i.size > 2 ** 31) throw new P9Error(EFBIG, `too large to read at once: ${path}`);
+    const out = new Uint8Array(i.size);
+    for (const [ci, c] of i.chunks) {
+      const start = ci * CHUNK;
+      if (start >= i.size) continue;
+      out.set(c.subarray(0, Math.min(c.length, i.size - start)), start);
+    }
+    return out;
+  }
+
+  /** Contents of a regular file decoded as UTF-8. */
+  readTextSync(path: string): string {
+    return utf8d.decode(this.readFileSync(path));
+  }
+
+  /** Names in a directory (UTF-8 decoded), in readdir order. */
+  readdirSync(path: string): string[] {
+    const i = this.resolve(path);
+    if (i.dir === null) throw new P9Error(ENOTDIR, `not a directory: ${path}`);
+    const out: string[] = [];
+    for (const e of i.dir.list) if (e.inode !== null) out.push(utf8d.decode(e.name));
+    return out;
+  }
+
+  /** Attributes of the object at `path` (a snapshot), or null when absent. */
+  statSync(path: string): Stat | null {
+    try { return statCopy(this.resolve(path)); } catch { return null; }
+  }
+
+  /** Target of the symlink at `path`. */
+  readlinkSync(path: string): string {
+    const i = this.resolve(path);
+    if (i.target === null) throw new P9Error(EINVAL, `not a symlink: ${path}`);
+    return utf8d.decode(i.target);
+  }
+
+  /** Build a backend from a nested object tree. */
+  static fromTree(tree: MemoryTree, opts?: MemoryBackendOptions): MemoryBackend {
+    const b = new MemoryBackend(opts);
+    b.addTree('', tree);
+    return b;
+  }
+
+  /** Add a nested object tree under `path` ('' = root). */
+  addTree(path: string, tree: MemoryTree): void {
+    this.mkdirp(path);
+    for (const name of Object.keys(tree)) {
+      const v = tree[name];
+      const p = path === '' ? name : `${path}/${name}`;
+      if (typeof v === 'string' || v instanceof Uint8Array) this.writeFile(p, v);
+      else if (isSymlinkSpec(v)) this.symlinkAt(p, v.symlink);
+      else this.addTree(p, v as MemoryTree);
+    }
+  }
+}
+
+function isSymlinkSpec(v: object): v is { symlink: string } {
+  const keys = Object.keys(v);
+  return keys.length === 1 && keys[0] === 'symlink' && typeof (v as { symlink: unknown }).symlink === 'string';
+}
+
+const DOT = new Uint8Array([0x2e]);
+const DOTDOT = new Uint8Array([0x2e, 0x2e]);

@@ -1,0 +1,386 @@
+/**
+ * Virtio9pDevice: the wasm core plus the host glue that turns its backend imports into calls
+ * on a Backend (see backends/backend.ts) — the only place where backend results and errors
+ * become Linux errnos and out-parameters.
+ */
+import type { Backend, DirSink, SetAttr, Stat, Entry, Created, StatFs } from './backends/backend.js';
+import { compileCore, instantiateCore, type WasmSource } from './wasm/core.js';
+import { C, PENDING, ST, STATUS, type CoreExports } from './wasm/abi.js';
+import { toErrno, EBADF, EINVAL, ENOSPC, ERANGE } from './errno.js';
+import { LockTable, LOCK_BLOCKED } from './locks.js';
+
+const PAGE = 65536;
+const TWO32 = 4294967296;
+/** xattr buffers live in the glue; their handles have this bit (backend Fh must be < 2^30). */
+const XATTR_FH = 0x40000000;
+
+export interface DeviceOptions {
+  backend: Backend;
+  /** the mount tag (VIRTIO_9P_MOUNT_TAG config), at most 255 bytes; default "virtio9p" */
+  tag?: string;
+  /** guest RAM bytes owned by the device (default 64 MiB) */
+  guestMemorySize?: number;
+  /** the compiled module or its bytes (browsers); Node finds build/virtio9p.wasm itself */
+  wasm?: WasmSource;
+  /** use the debug build (assertions on) */
+  debug?: boolean;
+  /** called on interrupts: kind 0 = used buffers, 1 = configuration change */
+  onInterrupt?: (kind: number) => void;
+}
+
+export interface Counters {
+  requests: Record<number, number>;
+  errors: Record<number, number>;
+  malformedChains: number;
+  malformedMessages: number;
+  inflight: number;
+  inflightHighWater: number;
+  bytesRead: bigint;
+  bytesWritten: bigint;
+  flushed: number;
+  replies: number;
+  needsReset: number;
+  stalls: number;
+}
+
+interface XattrBuf { node: number; name: Uint8Array; flags: number; data: Uint8Array; extent: number; write: boolean }
+
+export class Virtio9pDevice {
+  readonly backend: Backend;
+  readonly tag: Uint8Array;
+  readonly guestBase: number;
+  readonly guestSize: number;
+  /** guest RAM: guest physical address 0 is ram[0] */
+  readonly ram: Uint8Array;
+  private ex!: CoreExports;
+  private u8!: Uint8Array;
+  private dv!: DataView;
+  private listeners: ((kind: number) => void)[] = [];
+  private xattrs = new Map<number, XattrBuf>();
+  private nextXattr = 1;
+  private locks = new LockTable();
+
+  private constructor(opts: DeviceOptions, ex: CoreExports, memory: WebAssembly.Memory, base: number, size: number) {
+    this.backend = opts.backend;
+    this.tag = new TextEncoder().encode(opts.tag ?? 'virtio9p');
+    if (this.tag.length === 0 || this.tag.length > 255) throw new RangeError('virtio9p: mount tag must be 1..255 bytes');
+    this.ex = ex;
+    this.guestBase = base;
+    this.guestSize = size;
+    this.u8 = new Uint8Array(memory.buffer);
+    this.dv = new DataView(memory.buffer);
+    this.ram = this.u8.subarray(base, base + size);
+    if (opts.onInterrupt) this.listeners.push(opts.onInterrupt);
+  }
+
+  static async create(opts: DeviceOptions): Promise<Virtio9pDevice> {
+    const size = opts.guestMemorySize ?? 64 << 20;
+    if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new RangeError('virtio9p: guestMemorySize must be a positive multiple of 4096');
+    const module = await compileCore(opts.wasm, opts.debug);
+    const memory = new WebAssembly.Memory({ initial: 256 });
+    let dev: Virtio9pDevice | undefined;
+    const imports = Virtio9pDevice.imports(() => dev!);
+    const ex = await instantiateCore(module, memory, imports);
+    const base = Math.ceil(ex.coreEnd() / PAGE) * PAGE;
+    const pages = Math.ceil((base + size) / PAGE);
+    if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
+    ex.init(base, BigInt(size));
+    dev = new Virtio9pDevice(opts, ex, memory, base, size);
+    return dev;
+  }
+
+  // ── the virtio side (DevicePort) ──
+
+  get deviceFeatures(): bigint { return this.ex.deviceFeatures(); }
+  get status(): number { return this.ex.status(); }
+  get needsReset(): boolean { return (this.ex.status() & STATUS.DEVICE_NEEDS_RESET) !== 0; }
+  setDriverFeatures(bits: bigint): boolean { return this.ex.setDriverFeatures(bits) === 1; }
+  setupQueue(queue: number, cfg: { size: number; desc: number; avail: number; used: number }): void {
+    const r = this.ex.setupQueue(queue, cfg.size, BigInt(cfg.desc), BigInt(cfg.avail), BigInt(cfg.used));
+    if (r !== 0) throw new RangeError(`virtio9p: invalid queue ${queue} configuration`);
+  }
+  driverOk(): void {
+    if (this.ex.driverOk() !== 1) throw new Error('virtio9p: DRIVER_OK before FEATURES_OK and a queue');
+  }
+  notify(queue: number): void { this.ex.notify(queue); }
+  onInterrupt(cb: (kind: number) => void): void { this.listeners.push(cb); }
+  /** Device reset (status ← 0): rings, features and the 9P session. */
+  reset(): void { this.ex.reset(); }
+
+  /** The device configuration space: tag_len le16, then the tag bytes (virtio 1.2 §5.3.4). */
+  configSpace(): Uint8Array {
+    const c = new Uint8Array(2 + this.tag.length);
+    c[0] = this.tag.length & 0xff; c[1] = this.tag.length >> 8;
+    c.set(this.tag, 2);
+    return c;
+  }
+
+  counters(): Counters {
+    const p = this.ex.countersPtr();
+    const dv = this.dv;
+    const u32 = (o: number) => dv.getUint32(p + o, true);
+    const table = (o: number) => {
+      const t: Record<number, number> = {};
+      for (let i = 0; i < 256; i++) { const v = u32(o + i * 4); if (v) t[i] = v; }
+      return t;
+    };
+    return {
+      requests: table(C.REQUESTS), errors: table(C.ERRORS),
+      malformedChains: u32(C.MALFORMED_CHAINS), malformedMessages: u32(C.MALFORMED_MESSAGES),
+      inflight: u32(C.INFLIGHT), inflightHighWater: u32(C.INFLIGHT_HWM),
+      bytesRead: dv.getBigUint64(p + C.BYTES_READ, true), bytesWritten: dv.getBigUint64(p + C.BYTES_WRITTEN, true),
+      flushed: u32(C.FLUSHED), replies: u32(C.REPLIES), needsReset: u32(C.NEEDS_RESET), stalls: u32(C.STALLS),
+    };
+  }
+
+  // ── the glue: backend imports ──
+
+  private interrupt(kind: number): void { for (const l of this.listeners) l(kind); }
+
+  private putU64(off: number, v: number): void {
+    this.dv.setUint32(off, v >>> 0, true);
+    this.dv.setUint32(off + 4, Math.floor(v / TWO32) >>> 0, true);
+  }
+  private getU64(off: number): number {
+    return this.dv.getUint32(off, true) + this.dv.getUint32(off + 4, true) * TWO32;
+  }
+
+  private putStat(out: number, st: Stat, node: number): void {
+    const dv = this.dv;
+    this.putU64(out + ST.INO, st.ino);
+    dv.setUint32(out + ST.MODE, st.mode, true);
+    dv.setUint32(out + ST.UID, st.uid, true);
+    dv.setUint32(out + ST.GID, st.gid, true);
+    dv.setUint32(out + ST.NODE, node, true);
+    this.putU64(out + ST.NLINK, st.nlink);
+    this.putU64(out + ST.RDEV, st.rdev);
+    this.putU64(out + ST.SIZE, st.size);
+    this.putU64(out + ST.BLKSIZE, st.blksize);
+    this.putU64(out + ST.BLOCKS, st.blocks);
+    this.putU64(out + ST.ATIME, st.atimeSec); this.putU64(out + ST.ATIME + 8, st.atimeNsec);
+    this.putU64(out + ST.MTIME, st.mtimeSec); this.putU64(out + ST.MTIME + 8, st.mtimeNsec);
+    this.putU64(out + ST.CTIME, st.ctimeSec); this.putU64(out + ST.CTIME + 8, st.ctimeNsec);
+  }
+
+  private bytes(ptr: number, len: number): Uint8Array { return this.u8.subarray(ptr, ptr + len); }
+
+  private iovs(ptr: number, cnt: number): Uint8Array[] {
+    const v: Uint8Array[] = new Array(cnt);
+    for (let i = 0; i < cnt; i++) {
+      const p = this.dv.getUint32(ptr + i * 8, true);
+      const l = this.dv.getUint32(ptr + i * 8 + 4, true);
+      v[i] = this.u8.subarray(p, p + l);
+    }
+    return v;
+  }
+
+  /**
+   * Run one backend call for `slot`: a value is finished by `ok` (which writes the outs and
+   * returns 0 or an errno), -errno and throws become errnos, and a Promise answers PENDING and
+   * completes the slot when it settles. slot -1 = nobody waits (fire and forget).
+   */
+  private call<T>(slot: number, fn: () => T | number | Promise<T | number>, ok: (v: T) => number, undo?: (v: T) => void): number {
+    let r: T | number | Promise<T | number>;
+    try { r = fn(); } catch (e) { return toErrno(e); }
+    if (r instanceof Promise) {
+      r.then(
+        (v) => {
+          let e: number;
+          try { e = typeof v === 'number' && v < 0 ? -v : ok(v as T); } catch (x) { e = toErrno(x); }
+          if (slot >= 0) this.ex.complete(slot, e);
+          else if (e === 0 && undo) undo(v as T);
+        },
+        (x) => { if (slot >= 0) this.ex.complete(slot, toErrno(x)); },
+      );
+      return slot >= 0 ? PENDING : 0;
+    }
+    if (typeof r === 'number' && r < 0) return -r;
+    try { return ok(r as T); } catch (x) { return toErrno(x); }
+  }
+
+  private static imports(get: () => Virtio9pDevice) {
+    const d = () => get();
+    const device = { interrupt: (kind: number) => d().interrupt(kind) };
+    const backend = {
+      attach: (slot: number, a: number, al: number, uid: number, out: number) =>
+        d().call(slot, () => d().backend.attach(d().bytes(a, al), uid >>> 0), (e: Entry) => (d().putStat(out, e, e.node), 0)),
+      lookup: (slot: number, dir: number, n: number, nl: number, out: number) =>
+        d().call(slot, () => d().backend.lookup(dir, d().bytes(n, nl)), (e: Entry) => (d().putStat(out, e, e.node), 0)),
+      getattr: (slot: number, node: number, out: number) =>
+        d().call(slot, () => d().backend.getattr(node), (st: Stat) => (d().putStat(out, st, node), 0)),
+      setattr: (slot: number, node: number, p: number) => d().call(slot, () => d().backend.setattr(node, d().readSetattr(p)), () => 0),
+      open: (slot: number, node: number, flags: number, outFh: number) =>
+        d().call(slot, () => d().backend.open(node, flags >>> 0), (fh: number) => (d().dv.setUint32(outFh, fh, true), 0)),
+      create: (slot: number, dir: number, n: number, nl: number, flags: number, mode: number, uid: number, gid: number, out: number) =>
+        d().call(slot, () => d().backend.create(dir, d().bytes(n, nl), flags >>> 0, mode, uid >>> 0, gid >>> 0),
+          (c: Created) => { d().putStat(out, c, c.node); d().dv.setUint32(out + ST.FH, c.fh, true); return 0; }),
+      read: (slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number) => d().read(slot, fh, off, iov, cnt, outCount),
+      write: (slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number) => d().write(slot, fh, off, iov, cnt, outCount),
+      readdir: (slot: number, fh: number, cookie: number, nameBuf: number) => d().readdir(slot, fh, cookie, nameBuf),
+      readlink: (slot: number, node: number, buf: number, cap: number, outLen: number) =>
+        d().call(slot, () => d().backend.readlink(node), (t: Uint8Array) => {
+          if (t.length > cap) return ERANGE;
+          d().u8.set(t, buf); d().dv.setUint32(outLen, t.length, true); return 0;
+        }),
+      mkdir: (slot: number, dir: number, n: number, nl: number, mode: number, uid: number, gid: number, out: number) =>
+        d().call(slot, () => d().backend.mkdir(dir, d().bytes(n, nl), mode, uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
+      symlink: (slot: number, dir: number, n: number, nl: number, t: number, tl: number, uid: number, gid: number, out: number) =>
+        d().call(slot, () => d().backend.symlink(dir, d().bytes(n, nl), d().bytes(t, tl), uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
+      mknod: (slot: number, dir: number, n: number, nl: number, mode: number, major: number, minor: number, uid: number, gid: number, out: number) =>
+        d().call(slot, () => d().backend.mknod(dir, d().bytes(n, nl), mode >>> 0, major >>> 0, minor >>> 0, uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
+      link: (slot: number, dir: number, n: number, nl: number, target: number) =>
+        d().call(slot, () => d().backend.link(dir, d().bytes(n, nl), target), () => 0),
+      renameat: (slot: number, od: number, on: number, onl: number, nd: number, nn: number, nnl: number) =>
+        d().call(slot, () => d().backend.renameat(od, d().bytes(on, onl), nd, d().bytes(nn, nnl)), () => 0),
+      rename: (slot: number, node: number, nd: number, n: number, nl: number) =>
+        d().call(slot, () => d().backend.rename(node, nd, d().bytes(n, nl)), () => 0),
+      unlinkat: (slot: number, dir: number, n: number, nl: number, flags: number) =>
+        d().call(slot, () => d().backend.unlinkat(dir, d().bytes(n, nl), flags >>> 0), () => 0),
+      remove: (slot: number, node: number) => d().call(slot, () => d().backend.remove(node), () => 0),
+      fsync: (slot: number, fh: number, datasync: number) =>
+        d().call(slot, () => (fh & XATTR_FH ? 0 : d().backend.fsync(fh, datasync !== 0)), () => 0),
+      statfs: (slot: number, node: number, out: number) =>
+        d().call(slot, () => d().backend.statfs(node), (s: StatFs) => (d().putStatfs(out, s), 0)),
+      xattrwalk: (slot: number, node: number, n: number, nl: number, outFh: number) => d().xattrwalk(slot, node, n, nl, outFh),
+      xattrcreate: (slot: number, node: number, n: number, nl: number, size: number, flags: number, outFh: number) => {
+        const h = XATTR_FH | d().nextXattr++;
+        d().xattrs.set(h, { node, name: d().bytes(n, nl).slice(), flags, data: new Uint8Array(size), extent: 0, write: true });
+        d().dv.setUint32(outFh, h, true);
+        return 0;
+      },
+      lock: (slot: number, fh: number, ino: number, type: number, flags: number, start: number, length: number, procId: number, cid: number, cidl: number, out: number) => {
+        const st = d().locks.lock(ino, fh, type, start, length, procId, d().bytes(cid, cidl));
+        d().dv.setUint32(out, st === LOCK_BLOCKED ? 1 : 0, true);
+        return 0;
+      },
+      getlock: (slot: number, fh: number, ino: number, type: number, start: number, length: number, procId: number, cid: number, cidl: number, out: number) =>
+        d().getlock(fh, ino, type, start, length, procId, cid, cidl, out),
+      close: (slot: number, fh: number) => d().close(slot, fh),
+      forget: (node: number) => { try { d().backend.forget(node); } catch { /* a forget cannot fail the guest */ } },
+      cancel: (_slot: number) => { /* backends finish what they started; the core suppresses or answers */ },
+    };
+    return { device, backend };
+  }
+
+  private readSetattr(p: number): SetAttr {
+    const dv = this.dv;
+    const valid = dv.getUint32(p, true);
+    const a: SetAttr = {};
+    if (valid & 0x1) a.mode = dv.getUint32(p + 4, true);
+    if (valid & 0x2) a.uid = dv.getUint32(p + 8, true);
+    if (valid & 0x4) a.gid = dv.getUint32(p + 12, true);
+    if (valid & 0x8) a.size = this.getU64(p + 16);
+    const now = (): [number, number] => { const ms = Date.now(); return [Math.floor(ms / 1000), (ms % 1000) * 1e6]; };
+    if (valid & 0x10) a.atime = valid & 0x80 ? [this.getU64(p + 24), this.getU64(p + 32)] : now();
+    if (valid & 0x20) a.mtime = valid & 0x100 ? [this.getU64(p + 40), this.getU64(p + 48)] : now();
+    if ((valid & 0x40) && !(valid & 0x7f & ~0x40)) a.ctime = true;
+    return a;
+  }
+
+  private putStatfs(out: number, s: StatFs): void {
+    this.dv.setUint32(out, s.type, true);
+    this.dv.setUint32(out + 4, s.bsize, true);
+    this.putU64(out + 8, s.blocks); this.putU64(out + 16, s.bfree); this.putU64(out + 24, s.bavail);
+    this.putU64(out + 32, s.files); this.putU64(out + 40, s.ffree); this.putU64(out + 48, s.fsid);
+    this.dv.setUint32(out + 56, s.namelen, true);
+  }
+
+  private read(slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number): number {
+    const dst = this.iovs(iov, cnt);
+    if (fh & XATTR_FH) {
+      const x = this.xattrs.get(fh);
+      if (!x || x.write) return EBADF;
+      let n = 0;
+      let o = off;
+      for (const b of dst) {
+        if (o >= x.data.length) break;
+        const part = x.data.subarray(o, Math.min(x.data.length, o + b.length));
+        b.set(part); n += part.length; o += part.length;
+      }
+      this.dv.setUint32(outCount, n, true);
+      return 0;
+    }
+    return this.call(slot, () => this.backend.read(fh, off, dst), (n: number) => (this.dv.setUint32(outCount, n, true), 0));
+  }
+
+  private write(slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number): number {
+    const src = this.iovs(iov, cnt);
+    if (fh & XATTR_FH) {
+      const x = this.xattrs.get(fh);
+      if (!x || !x.write) return EBADF;
+      let n = 0;
+      for (const b of src) n += b.length;
+      if (off + n > x.data.length) return ENOSPC;
+      let o = off;
+      for (const b of src) { x.data.set(b, o); o += b.length; }
+      x.extent = Math.max(x.extent, o);
+      this.dv.setUint32(outCount, n, true);
+      return 0;
+    }
+    return this.call(slot, () => this.backend.write(fh, off, src), (n: number) => (this.dv.setUint32(outCount, n, true), 0));
+  }
+
+  private readdir(slot: number, fh: number, cookie: number, nameBuf: number): number {
+    const ex = this.ex;
+    const u8 = this.u8;
+    const sink: DirSink = {
+      push(ino, next, dtype, name) {
+        if (name.length > 4096) return true; // not representable here: skip it
+        u8.set(name, nameBuf);
+        return ex.dirent(slot, ino, next, dtype, name.length) === 1;
+      },
+    };
+    return this.call(slot, () => this.backend.readdir(fh, cookie, sink), () => 0);
+  }
+
+  private xattrwalk(slot: number, node: number, n: number, nl: number, outFh: number): number {
+    const name = this.bytes(n, nl);
+    const done = (data: Uint8Array) => {
+      const h = XATTR_FH | this.nextXattr++;
+      this.xattrs.set(h, { node, name: new Uint8Array(0), flags: 0, data, extent: data.length, write: false });
+      this.dv.setUint32(outFh, h, true);
+      this.putU64(outFh + 8, data.length);
+      return 0;
+    };
+    if (nl === 0) {
+      return this.call(slot, () => this.backend.listxattr(node), (names: Uint8Array[]) => {
+        let len = 0;
+        for (const x of names) len += x.length + 1;
+        const data = new Uint8Array(len);
+        let o = 0;
+        for (const x of names) { data.set(x, o); o += x.length + 1; }
+        return done(data);
+      });
+    }
+    return this.call(slot, () => this.backend.getxattr(node, name), (v: Uint8Array) => done(v.slice()));
+  }
+
+  private getlock(fh: number, ino: number, type: number, start: number, length: number, procId: number, cid: number, cidl: number, out: number): number {
+    const c = this.locks.test(ino, fh, type, start, length);
+    const dv = this.dv;
+    const res = c ?? { type: 2, start, length, procId, clientId: this.bytes(cid, cidl).slice() };
+    dv.setUint32(out, res.type, true);
+    dv.setUint32(out + 4, res.procId, true);
+    this.putU64(out + 8, res.start);
+    this.putU64(out + 16, res.length);
+    const id = res.clientId.subarray(0, 256);
+    dv.setUint32(out + 24, id.length, true);
+    this.u8.set(id, out + 32);
+    return 0;
+  }
+
+  private close(slot: number, fh: number): number {
+    this.locks.release(fh);
+    if (fh & XATTR_FH) {
+      const x = this.xattrs.get(fh);
+      if (!x) return EBADF;
+      this.xattrs.delete(fh);
+      if (!x.write) return 0;
+      if (x.data.length === 0) return this.call(slot, () => this.backend.removexattr(x.node, x.name), () => 0);
+      if (x.extent !== x.data.length) return EINVAL;
+      return this.call(slot, () => this.backend.setxattr(x.node, x.name, x.data, x.flags), () => 0);
+    }
+    return this.call(slot, () => this.backend.close(fh), () => 0);
+  }
+}
+

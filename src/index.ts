@@ -1,0 +1,16 @@
+/**
+ * virtio9p-wasm — the embedding API.
+ *
+ *   const device = await Virtio9pDevice.create({ backend: new MemoryBackend(), tag: 'share' });
+ *   device.onInterrupt((kind) => raiseIrq());    // kind 0: used buffers, 1: config change
+ *   device.setDriverFeatures(features);          // from the driver's feature writes
+ *   device.setupQueue(0, { size, desc, avail, used });
+ *   device.driverOk();
+ *   device.notify(0);                            // the driver's kick
+ */
+export { Virtio9pDevice, type DeviceOptions, type Counters } from './device.js';
+export { MemoryBackend } from './backends/memory.js';
+export type { Backend, Stat, Entry, Created, StatFs, SetAttr, DirSink, Node, Fh } from './backends/backend.js';
+export { P9Error, toErrno } from './errno.js';
+export * as errno from './errno.js';
+export { ABI_VERSION, STATUS } from './wasm/abi.js';
