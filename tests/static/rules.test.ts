@@ -1,0 +1,60 @@
+/**
+ * House rules that are cheaper to check than to review: the hot path allocates nothing, one
+ * file turns guest addresses into pointers, the in-memory backend runs in a browser.
+ */
+import { describe, test, expect } from '@jest/globals';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildSync } from 'esbuild';
+
+const root = new URL('../../', import.meta.url).pathname;
+function files(dir: string): string[] {
+  return readdirSync(join(root, dir)).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(join(root, p)).isDirectory() ? files(p) : [p];
+  });
+}
+const core = files('assembly').filter((f) => f.endsWith('.ts'));
+const strip = (src: string) => src.replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+
+describe('core rules', () => {
+  test('no allocation in the core: no `new`, no arrays, strings only as static literals', () => {
+    for (const f of core) {
+      const src = strip(readFileSync(join(root, f), 'utf8'));
+      expect([f, /\bnew\s+[A-Z]/.test(src), /\bArray<|\bMap<|\bSet<|\.concat\(|\.substring\(/.test(src)]).toEqual([f, false, false]);
+    }
+  });
+
+  test('only guest.ts knows where guest RAM is', () => {
+    for (const f of core) {
+      const src = strip(readFileSync(join(root, f), 'utf8'));
+      if (f.endsWith('guest.ts')) continue;
+      expect([f, /guestBase|guestSize/.test(src)]).toEqual([f, false]);
+    }
+    const users = core.filter((f) => /\btranslate(Aligned)?\(/.test(strip(readFileSync(join(root, f), 'utf8'))));
+    expect(users.sort()).toEqual(['assembly/guest.ts', 'assembly/virtq/split.ts']);
+  });
+
+  test('every import of the core is declared in host.ts', () => {
+    for (const f of core) {
+      const src = readFileSync(join(root, f), 'utf8');
+      if (!f.endsWith('host.ts')) expect([f, src.includes('@external')]).toEqual([f, false]);
+    }
+  });
+});
+
+describe('browser', () => {
+  test('the in-memory backend and the device bundle without Node built-ins', () => {
+    const r = buildSync({
+      entryPoints: [join(root, 'src/backends/memory.ts')], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
+    });
+    expect(r.errors).toEqual([]);
+    const dev = buildSync({
+      entryPoints: [join(root, 'src/index.ts')], bundle: true, write: false, platform: 'browser', format: 'esm',
+      external: ['node:*'], logLevel: 'silent', metafile: true,
+    });
+    const nodeImports = Object.values(dev.metafile!.outputs).flatMap((o) => o.imports).filter((i) => i.path.startsWith('node:'));
+    // only the lazy `import('node:…')` that finds the wasm file when no bytes are given
+    expect(nodeImports.every((i) => i.kind === 'dynamic-import')).toBe(true);
+  });
+});
