@@ -3,6 +3,7 @@
 // the module imports:
 //
 //   device.interrupt(kind)        kind 0: used buffers on queue 0; 1: configuration change
+//   device.reply(token, len)      a stream request's reply is ready (see stream.ts)
 //   backend.*                     the file-system operations (the seed's FileOperations table,
 //                                 WASI conventions): result 0 = done, > 0 = Linux errno,
 //                                 PENDING = the host will call `complete(slot, result)` later.
@@ -17,6 +18,11 @@ export const PENDING: i32 = -1;
 // @ts-ignore: decorator
 @external("device", "interrupt")
 export declare function hostInterrupt(kind: i32): void;
+/** A stream request (submitted with `submit`) is answered: `len` bytes at its reply buffer,
+ *  0 = no reply (it was flushed). */
+// @ts-ignore: decorator
+@external("device", "reply")
+export declare function hostReply(token: u32, len: u32): void;
 
 // @ts-ignore: decorator
 @external("backend", "attach")

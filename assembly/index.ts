@@ -6,8 +6,9 @@ import * as dev from "./device";
 import { putDirent } from "./p9/server";
 import { clearCounters } from "./counters";
 import { slotPtr, outPtr } from "./slots";
+import * as stream from "./stream";
 
-const ABI_VERSION: i32 = 1;
+const ABI_VERSION: i32 = 2;
 
 export function abiVersion(): i32 { return ABI_VERSION; }
 
@@ -41,6 +42,15 @@ export function complete(slot: i32, result: i32): void { dev.complete(slot, resu
  *  Returns 1 if it fit, 0 if the reply is full. */
 export function dirent(slot: i32, ino: f64, next: f64, dtype: u32, nameLen: u32): i32 {
   return putDirent(slot, <u64>ino, <u64>next, dtype, nameLen) ? 1 : 0;
+}
+
+// ── 9P over streams (stream.ts) ──
+/** A new stream session id (≥ 1), or -1 when all are in use. */
+export function openSession(): i32 { return stream.openSession(); }
+export function closeSession(id: i32): void { stream.closeSession(id); }
+/** Start a stream request: 0, EAGAIN (all slots busy) or EINVAL. The reply comes via device.reply. */
+export function submit(id: i32, token: u32, req: u64, reqLen: u32, rep: u64, repCap: u32): i32 {
+  return stream.submit(id, token, req, reqLen, rep, repCap);
 }
 
 export function countersPtr(): usize { return COUNTERS_BASE; }

@@ -15,7 +15,7 @@ export const MAX_QUEUE_SIZE: u32 = 1024;
 /** Requests in flight at once, over all queues and sessions. */
 export const MAX_SLOTS: i32 = 256;
 /** Sessions: 0 is the virtio device's; stream connections use the others. */
-export const MAX_SESSIONS: i32 = 16;
+export const MAX_SESSIONS: i32 = 64;
 /** Fids per session (open addressing, power of two). */
 export const MAX_FIDS: i32 = 4096;
 

@@ -25,6 +25,8 @@ export const SLOT_PENDING: u32 = 2;
 export const SF_FLUSHED: u32 = 1;   // a Tflush asked to cancel this request
 export const SF_ORPHAN: u32 = 2;    // the device was reset while it was pending
 export const NO_HEAD: u32 = 0xFFFFFFFF;
+/** OFF_QUEUE of a request that came from a stream (submit), not a virtqueue. */
+export const STREAM_QUEUE: u32 = 0xFFFFFFFF;
 
 export const OFF_STATE: usize = 0;
 export const OFF_SESSION: usize = 4;

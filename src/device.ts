@@ -6,7 +6,7 @@
 import type { Backend, DirSink, SetAttr, Stat, Entry, Created, StatFs } from './backends/backend.js';
 import { compileCore, instantiateCore, type WasmSource } from './wasm/core.js';
 import { C, PENDING, ST, STATUS, type CoreExports } from './wasm/abi.js';
-import { toErrno, EBADF, EINVAL, ENOSPC, ERANGE } from './errno.js';
+import { toErrno, P9Error, EBADF, EBUSY, EINVAL, ENOSPC, ERANGE } from './errno.js';
 import { LockTable, LOCK_BLOCKED } from './locks.js';
 
 const PAGE = 65536;
@@ -59,6 +59,8 @@ export class Virtio9pDevice {
   private xattrs = new Map<number, XattrBuf>();
   private nextXattr = 1;
   private locks = new LockTable();
+  private replies = new Map<number, (len: number) => void>();
+  private nextToken = 1;
 
   private constructor(opts: DeviceOptions, ex: CoreExports, memory: WebAssembly.Memory, base: number, size: number) {
     this.backend = opts.backend;
@@ -133,6 +135,31 @@ export class Virtio9pDevice {
     };
   }
 
+  // ── 9P over streams: sessions that share this core (see serve.ts) ──
+
+  /** A new session with its own fids and msize; throws when all are in use. */
+  openSession(): number {
+    const id = this.ex.openSession();
+    if (id < 0) throw new P9Error(EBUSY, 'virtio9p: too many sessions');
+    return id;
+  }
+  /** Clunk a session's fids; its pending requests complete without a reply. */
+  closeSession(id: number): void { this.ex.closeSession(id); }
+  /**
+   * Start one request of a session: the T-message is `reqLen` bytes at guest address `req`,
+   * the reply goes to [rep, rep + repCap). `done(len)` runs when the reply is there (len 0: the
+   * request was flushed and has no reply). Returns 0, EAGAIN (every slot busy: retry after a
+   * reply) or EINVAL.
+   */
+  submit(session: number, req: number, reqLen: number, rep: number, repCap: number, done: (len: number) => void): number {
+    const token = this.nextToken;
+    this.nextToken = this.nextToken >= 0x7fffffff ? 1 : this.nextToken + 1;
+    this.replies.set(token, done);
+    const r = this.ex.submit(session, token, BigInt(req), reqLen, BigInt(rep), repCap);
+    if (r !== 0) this.replies.delete(token);
+    return r;
+  }
+
   // ── the glue: backend imports ──
 
   private interrupt(kind: number): void { for (const l of this.listeners) l(kind); }
@@ -200,7 +227,13 @@ export class Virtio9pDevice {
 
   private static imports(get: () => Virtio9pDevice) {
     const d = () => get();
-    const device = { interrupt: (kind: number) => d().interrupt(kind) };
+    const device = {
+      interrupt: (kind: number) => d().interrupt(kind),
+      reply: (token: number, len: number) => {
+        const cb = d().replies.get(token);
+        if (cb) { d().replies.delete(token); cb(len); }
+      },
+    };
     const backend = {
       attach: (slot: number, a: number, al: number, uid: number, out: number) =>
         d().call(slot, () => d().backend.attach(d().bytes(a, al), uid >>> 0), (e: Entry) => (d().putStat(out, e, e.node), 0)),

@@ -6,7 +6,7 @@
 // block and never allocate.
 import {
   slotIndex, msgPtr, outPtr, freeSlot, SLOT_PENDING, SLOT_RUNNING, SLOT_FREE, SF_FLUSHED,
-  SF_ORPHAN, NO_HEAD, OFF_STATE, OFF_SESSION, OFF_HEAD, OFF_TAG, OFF_TYPE, OFF_STAGE,
+  SF_ORPHAN, STREAM_QUEUE, OFF_STATE, OFF_SESSION, OFF_HEAD, OFF_TAG, OFF_TYPE, OFF_STAGE,
   OFF_READLEN, OFF_WRITELEN, OFF_SIZE, OFF_FLUSHHEAD, OFF_FLUSHNEXT, OFF_FLUSHTARGET,
   OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, slotPtr,
 } from "../slots";
@@ -29,7 +29,7 @@ import {
 import {
   PENDING, bAttach, bLookup, bGetattr, bSetattr, bOpen, bCreate, bRead, bWrite, bReaddir,
   bReadlink, bMkdir, bSymlink, bMknod, bLink, bRenameat, bRename, bUnlinkat, bRemove, bFsync,
-  bStatfs, bXattrwalk, bXattrcreate, bLock, bGetlock, bClose, bForget, bCancel,
+  bStatfs, bXattrwalk, bXattrcreate, bLock, bGetlock, bClose, bForget, bCancel, hostReply,
 } from "../host";
 import {
   countRequest, countError, bump, add64, C_MALFORMED_MESSAGES, C_BYTES_READ, C_BYTES_WRITTEN,
@@ -216,9 +216,10 @@ import { REPLY_BASE } from "../layout";
 function finish(s: usize, len: u32): void {
   let flags = load<u32>(s, OFF_FLAGS);
   let head = load<u32>(s, OFF_HEAD);
-  if ((flags & SF_ORPHAN) == 0 && head != NO_HEAD) {
-    pushUsed(<i32>load<u32>(s, OFF_QUEUE), head, len);
-    usedDirty = true;
+  if ((flags & SF_ORPHAN) == 0) {
+    let q = load<u32>(s, OFF_QUEUE);
+    if (q == STREAM_QUEUE) hostReply(head, len);
+    else { pushUsed(<i32>q, head, len); usedDirty = true; }
     if (len != 0) bump(C_REPLIES);
   }
   let w = load<i32>(s, OFF_FLUSHHEAD);

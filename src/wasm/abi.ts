@@ -4,7 +4,7 @@
  * wasi_snapshot_preview1 `fd_write`/`proc_exit` for abort; it exports the functions below.
  * tests/abi.test.ts and harness/check-abi.mjs compare the module against these lists.
  */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
@@ -21,6 +21,9 @@ export interface CoreExports {
   notify(q: number): void;
   complete(slot: number, result: number): void;
   dirent(slot: number, ino: number, next: number, dtype: number, nameLen: number): number;
+  openSession(): number;
+  closeSession(id: number): void;
+  submit(id: number, token: number, req: bigint, reqLen: number, rep: bigint, repCap: number): number;
   countersPtr(): number;
   maxSlots(): number;
   slotOut(slot: number): number;
@@ -28,7 +31,8 @@ export interface CoreExports {
 
 export const EXPORTS = [
   'memory', '_start', 'abiVersion', 'coreEnd', 'init', 'deviceFeatures', 'setDriverFeatures',
-  'status', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'countersPtr',
+  'status', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
+  'closeSession', 'submit', 'countersPtr',
   'maxSlots', 'slotOut',
 ] as const;
 
@@ -40,7 +44,7 @@ export const BACKEND_IMPORTS = [
 ] as const;
 
 export const IMPORTS = [
-  'env.memory', 'device.interrupt', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
+  'env.memory', 'device.interrupt', 'device.reply', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
 ];
 /** Only the debug build (assertions on) imports these. */
 export const DEBUG_IMPORTS = ['wasi_snapshot_preview1.fd_write', 'wasi_snapshot_preview1.proc_exit'];

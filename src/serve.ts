@@ -1,0 +1,204 @@
+/**
+ * `virtio9p serve`: the same wasm server core speaking plain size-prefixed 9P2000.L over
+ * stream sockets (Unix, TCP, or an inherited descriptor), so real 9P clients — diod's tools,
+ * the Linux kernel with trans=fd/unix/tcp — can be pointed at it. Each connection is a session
+ * of its own (fids, msize); requests of one connection are submitted as they arrive and may
+ * complete out of order, as the Linux client expects.
+ */
+import net from 'node:net';
+import fs from 'node:fs';
+import { Virtio9pDevice } from './device.js';
+import type { Backend } from './backends/backend.js';
+import { Arena } from './arena.js';
+import { EAGAIN } from './errno.js';
+
+export type ListenSpec = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'fd'; fd: number };
+
+export function parseListen(s: string): ListenSpec {
+  if (s.startsWith('unix:') && s.length > 5) return { kind: 'unix', path: s.slice(5) };
+  const tcp = /^tcp:(.+):(\d+)$/.exec(s);
+  if (tcp) {
+    const port = Number(tcp[2]);
+    if (port > 65535) throw new RangeError(`bad port in '${s}'`);
+    return { kind: 'tcp', host: tcp[1].replace(/^\[|\]$/g, ''), port };
+  }
+  const fd = /^fd:(\d+)$/.exec(s);
+  if (fd) return { kind: 'fd', fd: Number(fd[1]) };
+  throw new RangeError(`bad --listen '${s}' (want unix:PATH, tcp:HOST:PORT or fd:N)`);
+}
+
+export interface ServeOptions {
+  backend: Backend;
+  listen: ListenSpec;
+  /** largest msize offered (default 1 MiB + 4 KiB; the core's own maximum is 4 MiB) */
+  msize?: number;
+  /** bytes of buffer space shared by all connections (default 256 MiB) */
+  bufferSize?: number;
+  log?: (line: string) => void;
+}
+
+const P9_TVERSION = 100, P9_TREAD = 116, P9_TREADDIR = 40;
+const SMALL_REPLY = 16384;
+
+interface Conn {
+  socket: net.Socket;
+  session: number;
+  /** bytes received but not yet framed */
+  buf: Buffer;
+  /** frames waiting for a free request slot or buffer space */
+  backlog: Buffer[];
+  inflight: number;
+  closed: boolean;
+}
+
+export class P9Server {
+  readonly device: Virtio9pDevice;
+  private server: net.Server;
+  private conns = new Set<Conn>();
+  private arena: Arena;
+  private msize: number;
+  private log: (line: string) => void;
+  /** connections waiting for slots or buffers, retried after any reply */
+  private starved = new Set<Conn>();
+  /** where we listen, as a --listen value */
+  address = '';
+
+  private constructor(device: Virtio9pDevice, private opts: ServeOptions) {
+    this.device = device;
+    this.arena = new Arena(0, device.guestSize);
+    this.msize = opts.msize ?? (1 << 20) + 4096;
+    this.log = opts.log ?? (() => {});
+    this.server = net.createServer({ noDelay: true } as net.ServerOpts, (s) => this.accept(s));
+  }
+
+  static async start(opts: ServeOptions): Promise<P9Server> {
+    const device = await Virtio9pDevice.create({ backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20 });
+    const srv = new P9Server(device, opts);
+    await srv.listen();
+    return srv;
+  }
+
+  private listen(): Promise<void> {
+    const l = this.opts.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      const ok = () => {
+        this.server.off('error', reject);
+        const a = this.server.address();
+        if (l.kind === 'unix') this.address = `unix:${l.path}`;
+        else if (l.kind === 'fd') this.address = `fd:${l.fd}`;
+        else if (a && typeof a === 'object') this.address = `tcp:${a.address}:${a.port}`;
+        resolve();
+      };
+      if (l.kind === 'unix') this.server.listen(l.path, ok);
+      else if (l.kind === 'tcp') this.server.listen(l.port, l.host, ok);
+      else this.server.listen({ fd: l.fd }, ok);
+    });
+  }
+
+  /** Serve one already-connected stream (a socketpair end, an inherited descriptor, a pipe pair). */
+  serveStream(socket: net.Socket): void { this.accept(socket); }
+
+  get connections(): number { return this.conns.size; }
+
+  private accept(socket: net.Socket): void {
+    if (socket.setNoDelay) socket.setNoDelay(true);
+    let session: number;
+    try { session = this.device.openSession(); } catch (e) {
+      this.log(`refusing a connection: ${(e as Error).message}`);
+      socket.destroy();
+      return;
+    }
+    const c: Conn = { socket, session, buf: Buffer.alloc(0), backlog: [], inflight: 0, closed: false };
+    this.conns.add(c);
+    socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
+    socket.on('error', () => this.drop(c));
+    socket.on('close', () => this.drop(c));
+  }
+
+  private drop(c: Conn): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.conns.delete(c);
+    this.starved.delete(c);
+    c.backlog = [];
+    // Pending requests complete silently (their buffers are released by the reply callback).
+    this.device.closeSession(c.session);
+    c.socket.destroy();
+  }
+
+  private onData(c: Conn, chunk: Buffer): void {
+    c.buf = c.buf.length ? Buffer.concat([c.buf, chunk]) : chunk;
+    while (c.buf.length >= 4) {
+      const size = c.buf.readUInt32LE(0);
+      if (size < 7 || size > this.msize + 64) {
+        this.log(`session ${c.session}: bad message size ${size}, closing`);
+        this.drop(c);
+        return;
+      }
+      if (c.buf.length < size) break;
+      const frame = c.buf.subarray(0, size);
+      c.buf = c.buf.subarray(size);
+      c.backlog.push(frame);
+    }
+    this.pump(c);
+  }
+
+  /** Submit what the connection has framed, as far as slots and buffer space allow. */
+  private pump(c: Conn): void {
+    while (c.backlog.length && !c.closed) {
+      const frame = c.backlog[0];
+      const type = frame[4];
+      if (type === P9_TVERSION && frame.length >= 11 && frame.readUInt32LE(7) > this.msize) {
+        frame.writeUInt32LE(this.msize, 7); // offer at most our --msize
+      }
+      let cap = SMALL_REPLY;
+      if ((type === P9_TREAD || type === P9_TREADDIR) && frame.length >= 23) cap = Math.max(cap, Math.min(11 + frame.readUInt32LE(19), this.msize));
+      const req = this.arena.alloc(frame.length);
+      const rep = req < 0 ? -1 : this.arena.alloc(cap);
+      if (rep < 0) {
+        if (req >= 0) this.arena.release(req);
+        this.starved.add(c);
+        return;
+      }
+      this.device.ram.set(frame, req);
+      c.inflight++;
+      const r = this.device.submit(c.session, req, frame.length, rep, cap, (len) => this.onReply(c, req, rep, len));
+      if (r === EAGAIN) {
+        c.inflight--;
+        this.arena.release(req);
+        this.arena.release(rep);
+        this.starved.add(c);
+        return;
+      }
+      if (r !== 0) {
+        c.inflight--;
+        this.arena.release(req);
+        this.arena.release(rep);
+        this.log(`session ${c.session}: request rejected (${r}), closing`);
+        this.drop(c);
+        return;
+      }
+      c.backlog.shift();
+    }
+  }
+
+  private onReply(c: Conn, req: number, rep: number, len: number): void {
+    c.inflight--;
+    if (len > 0 && !c.closed) c.socket.write(Buffer.from(this.device.ram.subarray(rep, rep + len)));
+    this.arena.release(req);
+    this.arena.release(rep);
+    if (this.starved.size) {
+      const waiting = [...this.starved];
+      this.starved.clear();
+      queueMicrotask(() => { for (const w of waiting) this.pump(w); });
+    }
+  }
+
+  /** Stop listening, close every connection, remove a Unix socket file. */
+  async close(): Promise<void> {
+    for (const c of [...this.conns]) this.drop(c);
+    await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.opts.listen.kind === 'unix') fs.rmSync(this.opts.listen.path, { force: true });
+  }
+}
