@@ -30,6 +30,10 @@ export declare function bAttach(slot: i32, aname: usize, anameLen: i32, uid: u32
 // @ts-ignore: decorator
 @external("backend", "lookup")
 export declare function bLookup(slot: i32, dir: u32, name: usize, nameLen: i32, outStat: usize): i32;
+/** Another reference to `node` and its attributes (a walk of zero names clones a fid). */
+// @ts-ignore: decorator
+@external("backend", "dup")
+export declare function bDup(slot: i32, node: u32, outStat: usize): i32;
 // @ts-ignore: decorator
 @external("backend", "getattr")
 export declare function bGetattr(slot: i32, node: u32, outStat: usize): i32;

@@ -239,6 +239,8 @@ export class Virtio9pDevice {
         d().call(slot, () => d().backend.attach(d().bytes(a, al), uid >>> 0), (e: Entry) => (d().putStat(out, e, e.node), 0)),
       lookup: (slot: number, dir: number, n: number, nl: number, out: number) =>
         d().call(slot, () => d().backend.lookup(dir, d().bytes(n, nl)), (e: Entry) => (d().putStat(out, e, e.node), 0)),
+      dup: (slot: number, node: number, out: number) =>
+        d().call(slot, () => d().backend.dup(node), (e: Entry) => (d().putStat(out, e, e.node), 0)),
       getattr: (slot: number, node: number, out: number) =>
         d().call(slot, () => d().backend.getattr(node), (st: Stat) => (d().putStat(out, st, node), 0)),
       setattr: (slot: number, node: number, p: number) => d().call(slot, () => d().backend.setattr(node, d().readSetattr(p)), () => 0),

@@ -27,7 +27,7 @@ import {
   FID_OPEN, FID_XATTR_READ, FID_XATTR_WRITE, QTDIR, QTSYMLINK,
 } from "./fids";
 import {
-  PENDING, bAttach, bLookup, bGetattr, bSetattr, bOpen, bCreate, bRead, bWrite, bReaddir,
+  PENDING, bAttach, bLookup, bDup, bGetattr, bSetattr, bOpen, bCreate, bRead, bWrite, bReaddir,
   bReadlink, bMkdir, bSymlink, bMknod, bLink, bRenameat, bRename, bUnlinkat, bRemove, bFsync,
   bStatfs, bXattrwalk, bXattrcreate, bLock, bGetlock, bClose, bForget, bCancel, hostReply,
 } from "../host";
@@ -59,7 +59,6 @@ export const ST_INO: usize = 0, ST_MODE: usize = 8, ST_UID: usize = 12, ST_GID: 
   OUT_WALKQIDS: usize = 256, OUT_QID: usize = 464, OUT_DIRENT: usize = 512, OUT_NAME: usize = 536,
   OUT_LINK: usize = 512;
 
-const DOT = memory.data<u8>([0x2E]);
 const VERSION_L = memory.data<u8>([0x39, 0x50, 0x32, 0x30, 0x30, 0x30, 0x2E, 0x4C]); // "9P2000.L"
 const UNKNOWN = memory.data<u8>([0x75, 0x6E, 0x6B, 0x6E, 0x6F, 0x77, 0x6E]); // "unknown"
 
@@ -393,7 +392,7 @@ function hFlush(s: usize, stage: u32): void {
 /** Walk state: aux0 = step, aux1 = current node, aux2 = 1 if the walk owns aux1, aux3 = uid. */
 function walkIssue(s: usize, k: u32): i32 {
   let cur = load<u32>(s, OFF_AUX + 4);
-  if (field32(s, 2) == 0) return bLookup(slotId(s), cur, DOT, 1, out(s));
+  if (field32(s, 2) == 0) return bDup(slotId(s), cur, out(s));
   let nm = wname(s, <i32>k);
   return bLookup(slotId(s), cur, strPtr(nm), strLen(nm), out(s));
 }

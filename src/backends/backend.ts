@@ -101,6 +101,9 @@ export interface Backend {
   /** One name in a directory. "." is the directory itself; ".." its parent, and ".." at the
    *  export root is the root. Not a directory → ENOTDIR. */
   lookup(dir: Node, name: Uint8Array): Res<Entry>;
+  /** Another reference to `node` (a fid is cloned), with its current attributes. Works on any
+   *  type of object, including unlinked ones. */
+  dup(node: Node): Res<Entry>;
   getattr(node: Node): Res<Stat>;
   /** Returns 0 on success. Works on unlinked objects. */
   setattr(node: Node, attr: SetAttr): Res<number>;

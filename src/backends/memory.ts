@@ -513,6 +513,13 @@ export class MemoryBackend implements Backend {
     return i;
   }
 
+  dup(node: Node): Entry | number {
+    const i = this.ref(node);
+    if (i === null) return -EBADF;
+    i.refs++;
+    return i;
+  }
+
   getattr(node: Node): Stat | number {
     const i = this.ref(node);
     return i === null ? -EBADF : i;

@@ -10,6 +10,7 @@ export class ReadonlyBackend implements Backend {
   constructor(readonly inner: Backend) {}
   attach(aname: Uint8Array, uid: number): Res<Entry> { return this.inner.attach(aname, uid); }
   lookup(dir: Node, name: Uint8Array): Res<Entry> { return this.inner.lookup(dir, name); }
+  dup(node: Node): Res<Entry> { return this.inner.dup(node); }
   getattr(node: Node): Res<Stat> { return this.inner.getattr(node); }
   setattr(_n: Node, _a: SetAttr): Res<number> { return -EROFS; }
   open(node: Node, flags: number): Res<Fh> {

@@ -38,7 +38,7 @@ export const EXPORTS = [
 
 /** backend.* imports, in the seed's FileOperations spirit (WASI conventions). */
 export const BACKEND_IMPORTS = [
-  'attach', 'lookup', 'getattr', 'setattr', 'open', 'create', 'read', 'write', 'readdir',
+  'attach', 'lookup', 'dup', 'getattr', 'setattr', 'open', 'create', 'read', 'write', 'readdir',
   'readlink', 'mkdir', 'symlink', 'mknod', 'link', 'renameat', 'rename', 'unlinkat', 'remove',
   'fsync', 'statfs', 'xattrwalk', 'xattrcreate', 'lock', 'getlock', 'close', 'forget', 'cancel',
 ] as const;

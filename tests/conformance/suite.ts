@@ -142,6 +142,24 @@ export function defineConformance(name: string, makeBackend: BackendFactory): vo
         expect((await client.getattr(ROOT)).qid).toEqual(root);
       });
 
+      test('nwname 0 clones a file fid, a symlink fid and an unlinked file (Linux clones before open)', async () => {
+        const { client } = await mount();
+        await mkfile(client, 'f.txt', 'data');
+        await mksymlink(client, 'ln', 'f.txt');
+        for (const name of ['f.txt', 'ln']) {
+          const f = await walkTo(client, name);
+          const q = (await client.getattr(f)).qid;
+          await client.walk(f, 9, []);
+          expect((await client.getattr(9)).qid).toEqual(q);
+          await client.clunk(9);
+          await client.clunk(f);
+        }
+        const f = await walkTo(client, 'f.txt');
+        await client.unlinkat(ROOT, 'f.txt');
+        await client.walk(f, 9, []);
+        expect(Number((await client.getattr(9)).nlink)).toBe(0);
+      });
+
       test('1..16 names; 17 names → error and no newfid', async () => {
         const { client } = await mount();
         const names = Array.from({ length: 16 }, (_, i) => `d${i}`);

@@ -274,6 +274,7 @@ export class DeferredBackend implements Backend {
 
   attach(aname: Uint8Array, uid: number) { return this.wrap<Entry>('attach', () => this.inner.attach(aname, uid)); }
   lookup(dir: Node, name: Uint8Array) { return this.wrap<Entry>('lookup', () => this.inner.lookup(dir, name)); }
+  dup(node: Node) { return this.wrap<Entry>('dup', () => this.inner.dup(node)); }
   getattr(node: Node) { return this.wrap<Stat>('getattr', () => this.inner.getattr(node)); }
   setattr(node: Node, attr: SetAttr) { return this.wrap<number>('setattr', () => this.inner.setattr(node, attr)); }
   open(node: Node, flags: number) { return this.wrap<Fh>('open', () => this.inner.open(node, flags)); }
