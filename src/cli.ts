@@ -4,6 +4,11 @@
  */
 import { runDemo } from '../harness/demo.js';
 import { runBench, formatResults } from '../harness/bench.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { P9Server, parseListen } from './serve.js';
+import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
 
 class UsageError extends Error {}
 
@@ -12,6 +17,7 @@ const HELP: Record<string, string> = {
 
 commands:
   demo     run a short guest session against the in-memory backend through the virtqueue
+  serve    serve a directory as 9P2000.L over a Unix socket, TCP or an inherited descriptor
   bench    run the benchmark workloads and print ops/s and MiB/s
 
 flags:
@@ -24,6 +30,18 @@ prints what the guest saw and the request rate.
 
 flags:
   -h, --help   show this help`,
+  serve: `usage: virtio9p serve --export DIR [flags]
+
+Serves DIR with the wasm 9P2000.L server over a stream socket; each connection is its own
+session. Stops cleanly on SIGINT/SIGTERM (a Unix socket file is removed).
+
+flags:
+  --export DIR         the directory to serve (required)
+  --backend KIND       local (default): pass through to DIR; memory: an in-memory copy of DIR
+  --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
+  --msize N            the largest msize offered (default 1052672; 4096..4194304)
+  --readonly           refuse every change (EROFS)
+  -h, --help           show this help`,
   bench: `usage: virtio9p bench [--json] [--quick]
 
 Runs the fixed workloads through the real virtqueue path on the in-memory backend.
@@ -34,17 +52,52 @@ flags:
   -h, --help   show this help`,
 };
 
-function parse(args: string[], known: string[]): Set<string> {
-  const flags = new Set<string>();
-  for (const a of args) {
-    if (a === '-h' || a === '--help') { flags.add('help'); continue; }
+/** Flags: `known` take no value, `valued` take one (`--x V` or `--x=V`). */
+function parse(args: string[], known: string[], valued: string[] = []): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-h' || a === '--help') { flags.set('help', ''); continue; }
     if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const name = a.slice(2);
-    if (name.includes('=')) throw new UsageError(`flag --${name.split('=')[0]} takes no value`);
-    if (!known.includes(name)) throw new UsageError(`unknown flag '${a}'`);
-    flags.add(name);
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (valued.includes(name)) {
+      const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
+      if (v === undefined || v === '') throw new UsageError(`flag --${name} needs a value`);
+      flags.set(name, v);
+    } else if (known.includes(name)) {
+      if (eq >= 0) throw new UsageError(`flag --${name} takes no value`);
+      flags.set(name, '');
+    } else throw new UsageError(`unknown flag '${a.slice(0, eq < 0 ? undefined : eq)}'`);
   }
   return flags;
+}
+
+async function serve(f: Map<string, string>): Promise<number> {
+  const exp = f.get('export');
+  if (!exp) throw new UsageError('serve needs --export DIR');
+  let st: fs.Stats;
+  try { st = fs.statSync(exp); } catch { throw new UsageError(`export directory '${exp}' does not exist`); }
+  if (!st.isDirectory()) throw new UsageError(`export '${exp}' is not a directory`);
+  const kind = (f.get('backend') ?? 'local') as BackendKind;
+  if (!BACKENDS.includes(kind)) throw new UsageError(`bad --backend '${kind}' (want ${BACKENDS.join(', ')})`);
+  let msize: number | undefined;
+  if (f.has('msize')) {
+    msize = Number(f.get('msize'));
+    if (!Number.isInteger(msize) || msize < 4096 || msize > 4 << 20) throw new UsageError(`bad --msize '${f.get('msize')}' (want 4096..4194304)`);
+  }
+  let listen;
+  try { listen = parseListen(f.get('listen') ?? `unix:${path.join(os.tmpdir(), `virtio9p-${process.pid}.sock`)}`); }
+  catch (e) { throw new UsageError((e as Error).message); }
+  const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly') });
+  const server = await P9Server.start({ backend, listen, msize, log: (l) => console.error(`virtio9p: ${l}`) });
+  console.log(`virtio9p: serving ${path.resolve(exp)} (${kind}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
+  await new Promise<void>((resolve) => {
+    const stop = () => { server.close().then(resolve, resolve); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -54,6 +107,11 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   switch (cmd) {
+    case 'serve': {
+      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize']);
+      if (f.has('help')) { console.log(HELP.serve); return 0; }
+      return serve(f);
+    }
     case 'demo': {
       const f = parse(rest, []);
       if (f.has('help')) { console.log(HELP.demo); return 0; }
