@@ -100,6 +100,8 @@ export class P9Server {
   serveStream(socket: net.Socket): void { this.accept(socket); }
 
   get connections(): number { return this.conns.size; }
+  /** request and reply buffers in use (0 when idle) */
+  get buffersInUse(): number { return this.arena.inUse; }
 
   private accept(socket: net.Socket): void {
     if (socket.setNoDelay) socket.setNoDelay(true);

@@ -215,10 +215,15 @@ import { REPLY_BASE } from "../layout";
 function finish(s: usize, len: u32): void {
   let flags = load<u32>(s, OFF_FLAGS);
   let head = load<u32>(s, OFF_HEAD);
-  if ((flags & SF_ORPHAN) == 0) {
-    let q = load<u32>(s, OFF_QUEUE);
-    if (q == STREAM_QUEUE) hostReply(head, len);
-    else { pushUsed(<i32>q, head, len); usedDirty = true; }
+  let q = load<u32>(s, OFF_QUEUE);
+  if (q == STREAM_QUEUE) {
+    // The host always hears back (it owns the buffers); an orphan's reply is empty.
+    if ((flags & SF_ORPHAN) != 0) len = 0;
+    hostReply(head, len);
+    if (len != 0) bump(C_REPLIES);
+  } else if ((flags & SF_ORPHAN) == 0) {
+    pushUsed(<i32>q, head, len);
+    usedDirty = true;
     if (len != 0) bump(C_REPLIES);
   }
   let w = load<i32>(s, OFF_FLUSHHEAD);
