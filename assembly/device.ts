@@ -5,7 +5,7 @@ import {
   POP_EMPTY, POP_BROKEN, setStalled, isStalled, pushUsed,
 } from "./virtq/split";
 import * as split from "./virtq/split";
-import { allocSlot, freeSlot, slotPtr, OFF_SESSION, OFF_HEAD, OFF_QUEUE, OFF_STATE, OFF_FLAGS, SLOT_PENDING, SF_ORPHAN } from "./slots";
+import { allocSlot, freeSlot, slotPtr, OFF_SESSION, OFF_HEAD, OFF_QUEUE, OFF_STATE, OFF_FLAGS, SLOT_FREE, SF_ORPHAN } from "./slots";
 import { startRequest, usedDirty, clunkAll, MAX_MSIZE } from "./p9/server";
 import * as server from "./p9/server";
 import { hostInterrupt } from "./host";
@@ -31,12 +31,17 @@ export const IRQ_CONFIG: i32 = 1;
 
 let status: u32 = 0;
 let driverFeatures: u64 = 0;
+/** A reset was requested while requests were in flight; it completes when they drain. */
+let resetting: bool = false;
 
+/** The device status; after a reset request it reads the old value until the reset has
+ *  completed (VIRTIO 1.2 §4.1.4.3.2, §4.2.2.2: the driver waits for 0 before re-initialising). */
 export function getStatus(): u32 { return status; }
 
 /** The driver's accepted features. Refused (false, FEATURES_OK stays clear) if not a subset of
  *  ours or without VERSION_1 (VIRTIO 1.2 §6.1: a modern device may require it). */
 export function setDriverFeatures(f: u64): bool {
+  if (resetting) return false;
   if ((f & ~DEVICE_FEATURES) != 0 || (f & VIRTIO_F_VERSION_1) == 0) {
     status &= ~STATUS_FEATURES_OK;
     return false;
@@ -51,32 +56,54 @@ export function setDriverFeatures(f: u64): bool {
 export function negotiated(): u64 { return driverFeatures; }
 
 export function setupQueue(q: i32, size: u32, desc: u64, avail: u64, used: u64): i32 {
-  if (q != 0) return 22;
+  if (q != 0 || resetting) return 22;
   return queueSetup(q, size, desc, avail, used);
 }
 
 export function driverOk(): bool {
+  if (resetting) return false;
   if ((status & STATUS_FEATURES_OK) == 0 || !queueReady(0)) return false;
   status |= STATUS_DRIVER_OK;
   return true;
 }
 
-/** Reset (status ← 0): queues, features, and the 9P session; pending requests are orphaned
- *  (their completions free their slots without touching the rings). */
+/**
+ * Reset (the driver wrote 0 to status): queues, features and the 9P session. Requests still
+ * in flight are orphaned — they finish without writing a reply or touching the rings — and
+ * the reset completes (status reads 0) when the last of them has drained, as QEMU drains
+ * before v9fs_reset. Until then the device refuses re-initialisation.
+ */
 export function reset(): void {
+  let pending = 0;
+  for (let i = 0; i < MAX_SLOTS; i++) {
+    let s = slotPtr(i);
+    if (load<u32>(s, OFF_STATE) != SLOT_FREE && load<u32>(s, OFF_SESSION) == 0) {
+      store<u32>(s, load<u32>(s, OFF_FLAGS) | SF_ORPHAN, OFF_FLAGS);
+      pending++;
+    }
+  }
+  resetting = true;
+  if (pending == 0) finishReset();
+}
+
+function finishReset(): void {
   status = 0;
   driverFeatures = 0;
   split.featIndirect = false;
   split.featEventIdx = false;
   queueReset(0);
-  for (let i = 0; i < MAX_SLOTS; i++) {
-    let s = slotPtr(i);
-    if (load<u32>(s, OFF_STATE) == SLOT_PENDING && load<u32>(s, OFF_SESSION) == 0) {
-      store<u32>(s, load<u32>(s, OFF_FLAGS) | SF_ORPHAN, OFF_FLAGS);
-    }
-  }
   clunkAll(0);
   store<u32>(sessionPtr(0), MAX_MSIZE);
+  server.usedDirty = false;
+  resetting = false;
+}
+
+function orphansLeft(): bool {
+  for (let i = 0; i < MAX_SLOTS; i++) {
+    let s = slotPtr(i);
+    if (load<u32>(s, OFF_STATE) != SLOT_FREE && load<u32>(s, OFF_SESSION) == 0) return true;
+  }
+  return false;
 }
 
 export function initSessions(): void {
@@ -91,7 +118,7 @@ function needsReset(): void {
 }
 
 @inline function live(): bool {
-  return (status & (STATUS_DRIVER_OK | STATUS_NEEDS_RESET)) == STATUS_DRIVER_OK;
+  return !resetting && (status & (STATUS_DRIVER_OK | STATUS_NEEDS_RESET)) == STATUS_DRIVER_OK;
 }
 
 /**
@@ -142,6 +169,7 @@ function flush(q: i32): void {
 /** The host finished slot i's pending backend call. */
 export function complete(i: i32, result: i32): void {
   server.resume(i, result);
+  if (resetting) { if (!orphansLeft()) finishReset(); return; }
   if (!queueReady(0)) { server.usedDirty = false; return; }
   if (isStalled(0) && live()) { setStalled(0, false); drain(0); }
   flush(0);

@@ -189,6 +189,8 @@ function isPure(type: u8): bool {
 
 /** Scatter the encoded header into the guest and complete with the message's size. */
 function send(s: usize, total: u32): void {
+  // Orphaned by a reset or a closed connection: nobody reads this reply; write nothing.
+  if ((load<u32>(s, OFF_FLAGS) & SF_ORPHAN) != 0) { finish(s, 0); return; }
   if ((load<u32>(s, OFF_FLAGS) & SF_FLUSHED) != 0 && isPure(<u8>load<u32>(s, OFF_TYPE))) {
     bump(C_FLUSHED);
     finish(s, 0);
@@ -689,6 +691,7 @@ export function putDirent(i: i32, ino: u64, next: u64, dtype: u32, nameLen: u32)
   if (i < 0 || i >= MAX_SLOTS) return false;
   let s = slotPtr(i);
   if (load<u32>(s, OFF_STATE) == SLOT_FREE || <u8>load<u32>(s, OFF_TYPE) != P9_TREADDIR) return false;
+  if ((load<u32>(s, OFF_FLAGS) & SF_ORPHAN) != 0) return false; // nobody will read it
   if (nameLen > <u32>(OUT_SIZE - <i32>OUT_NAME)) return false;
   let pos = load<u32>(s, OFF_WPOS);
   let size = 24 + nameLen;
