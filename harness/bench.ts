@@ -61,7 +61,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult[]> 
     const names = Array.from({ length: 1000 }, (_, i) => enc.encode(`f${i}`));
     const n = 100000 / q;
     log(`walk+getattr+clunk × ${n}`);
-    results.push(measure('walk+getattr+clunk, 1,000-file dir', runs, n, undefined, () => {
+    results.push(measure('walk+getattr+clunk triples, 1,000-file dir', runs, n, undefined, () => {
       for (let i = 0; i < n; i++) {
         walk(g, 1, 2, [names[i % 1000]]);
         g.begin(T.getattr).u32(2).u64(0x7ff).simple();

@@ -4,6 +4,7 @@
  */
 import { runDemo } from '../harness/demo.js';
 import { runBench, formatResults } from '../harness/bench.js';
+import { runSocketBench, formatSocketRows } from '../harness/bench-socket.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,13 +44,19 @@ flags:
   --readonly           refuse every change (EROFS)
   -h, --help           show this help`,
   bench: `usage: virtio9p bench [--json] [--quick]
+       virtio9p bench --socket [--backend KIND] [--seconds N] [--guest] [--json]
 
-Runs the fixed workloads through the real virtqueue path on the in-memory backend.
+Runs the fixed workloads through the real virtqueue path on the in-memory backend; with
+--socket, races \`virtio9p serve\` against diod with diodload (needs Debian's diod).
 
 flags:
-  --json       print the results as JSON
-  --quick      a smaller run (a tenth of the work)
-  -h, --help   show this help`,
+  --json         print the results as JSON
+  --quick        a smaller run (a tenth of the work)
+  --socket       race the socket server against diod instead
+  --backend KIND with --socket: memory (default) or local
+  --seconds N    with --socket: diodload run length (default 5)
+  --guest        with --socket: also time the Linux guest workload on both (needs QEMU and .cache/linux-guest)
+  -h, --help     show this help`,
 };
 
 /** Flags: `known` take no value, `valued` take one (`--x V` or `--x=V`). */
@@ -119,8 +126,19 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'bench': {
-      const f = parse(rest, ['json', 'quick']);
+      const f = parse(rest, ['json', 'quick', 'socket', 'guest'], ['backend', 'seconds']);
       if (f.has('help')) { console.log(HELP.bench); return 0; }
+      if (f.has('socket')) {
+        const seconds = Number(f.get('seconds') ?? 5);
+        if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) throw new UsageError(`bad --seconds '${f.get('seconds')}' (want 1..600)`);
+        const kind = f.get('backend') ?? 'memory';
+        if (!BACKENDS.includes(kind as BackendKind)) throw new UsageError(`bad --backend '${kind}' (want ${BACKENDS.join(', ')})`);
+        const log = f.has('json') ? undefined : (s: string) => process.stderr.write(`  ${s}\n`);
+        const rows = await runSocketBench({ backend: kind, seconds, guest: f.has('guest'), log });
+        console.log(f.has('json') ? JSON.stringify(rows, null, 2) : formatSocketRows(rows));
+        return 0;
+      }
+      for (const k of ['backend', 'seconds', 'guest']) if (f.has(k)) throw new UsageError(`--${k} needs --socket`);
       const log = f.has('json') ? undefined : (s: string) => process.stderr.write(`  ${s}\n`);
       const results = await runBench({ quick: f.has('quick'), log });
       console.log(f.has('json') ? JSON.stringify(results, null, 2) : formatResults(results));

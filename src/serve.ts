@@ -40,13 +40,21 @@ export interface ServeOptions {
 const P9_TVERSION = 100, P9_TREAD = 116, P9_TREADDIR = 40;
 const SMALL_REPLY = 16384;
 
+/** A request being received or waiting to be submitted: its bytes go straight into the
+ *  core's buffer window (no intermediate copies). */
+interface Frame { req: number; size: number; filled: number }
+
 interface Conn {
   socket: net.Socket;
   session: number;
-  /** bytes received but not yet framed */
-  buf: Buffer;
-  /** frames waiting for a free request slot or buffer space */
-  backlog: Buffer[];
+  /** the first bytes of the next frame's size field, when a chunk split it */
+  head: Buffer;
+  /** the frame being received */
+  cur: Frame | null;
+  /** complete frames waiting for a free request slot or reply space */
+  backlog: Frame[];
+  /** a chunk (rest) waiting for buffer space; the socket is paused meanwhile */
+  stalled: Buffer | null;
   inflight: number;
   closed: boolean;
 }
@@ -111,7 +119,7 @@ export class P9Server {
       socket.destroy();
       return;
     }
-    const c: Conn = { socket, session, buf: Buffer.alloc(0), backlog: [], inflight: 0, closed: false };
+    const c: Conn = { socket, session, head: Buffer.alloc(0), cur: null, backlog: [], stalled: null, inflight: 0, closed: false };
     this.conns.add(c);
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     socket.on('error', () => this.drop(c));
@@ -123,77 +131,122 @@ export class P9Server {
     c.closed = true;
     this.conns.delete(c);
     this.starved.delete(c);
+    if (c.cur) this.arena.release(c.cur.req);
+    for (const f of c.backlog) this.arena.release(f.req);
+    c.cur = null;
     c.backlog = [];
+    c.stalled = null;
     // Pending requests complete silently (their buffers are released by the reply callback).
     this.device.closeSession(c.session);
     c.socket.destroy();
   }
 
   private onData(c: Conn, chunk: Buffer): void {
-    c.buf = c.buf.length ? Buffer.concat([c.buf, chunk]) : chunk;
-    while (c.buf.length >= 4) {
-      const size = c.buf.readUInt32LE(0);
-      if (size < 7 || size > this.msize + 64) {
-        this.log(`session ${c.session}: bad message size ${size}, closing`);
-        this.drop(c);
-        return;
+    let off = 0;
+    const ram = this.device.ram;
+    while (off < chunk.length && !c.closed) {
+      if (!c.cur) {
+        // the 4-byte size field, possibly split across chunks
+        let size: number;
+        if (c.head.length === 0 && chunk.length - off >= 4) { size = chunk.readUInt32LE(off); off += 4; }
+        else {
+          const need = 4 - c.head.length;
+          c.head = Buffer.concat([c.head, chunk.subarray(off, off + need)]);
+          off += Math.min(need, chunk.length - off);
+          if (c.head.length < 4) return;
+          size = c.head.readUInt32LE(0);
+          c.head = Buffer.alloc(0);
+        }
+        if (size < 7 || size > this.msize + 64) {
+          this.log(`session ${c.session}: bad message size ${size}, closing`);
+          this.drop(c);
+          return;
+        }
+        const req = this.arena.alloc(size);
+        if (req < 0) {
+          // no room: hold the rest of this chunk (size field included) and stop reading
+          const rest = Buffer.alloc(4 + chunk.length - off);
+          rest.writeUInt32LE(size, 0);
+          chunk.copy(rest, 4, off);
+          c.stalled = rest;
+          c.socket.pause();
+          this.starved.add(c);
+          return;
+        }
+        ram[req] = size & 0xff; ram[req + 1] = (size >>> 8) & 0xff; ram[req + 2] = (size >>> 16) & 0xff; ram[req + 3] = size >>> 24;
+        c.cur = { req, size, filled: 4 };
       }
-      if (c.buf.length < size) break;
-      const frame = c.buf.subarray(0, size);
-      c.buf = c.buf.subarray(size);
-      c.backlog.push(frame);
+      const f = c.cur;
+      const n = Math.min(f.size - f.filled, chunk.length - off);
+      ram.set(chunk.subarray(off, off + n), f.req + f.filled);
+      f.filled += n;
+      off += n;
+      if (f.filled === f.size) { c.backlog.push(f); c.cur = null; }
     }
     this.pump(c);
   }
 
-  /** Submit what the connection has framed, as far as slots and buffer space allow. */
+  /** Submit the connection's complete frames, as far as slots and reply space allow. */
   private pump(c: Conn): void {
+    const ram = this.device.ram;
     while (c.backlog.length && !c.closed) {
-      const frame = c.backlog[0];
-      const type = frame[4];
-      if (type === P9_TVERSION && frame.length >= 11 && frame.readUInt32LE(7) > this.msize) {
-        frame.writeUInt32LE(this.msize, 7); // offer at most our --msize
+      const f = c.backlog[0];
+      const type = ram[f.req + 4];
+      const u32 = (o: number) => (ram[f.req + o] | (ram[f.req + o + 1] << 8) | (ram[f.req + o + 2] << 16) | (ram[f.req + o + 3] << 24)) >>> 0;
+      if (type === P9_TVERSION && f.size >= 11 && u32(7) > this.msize) {
+        const m = this.msize; // offer at most our --msize
+        ram[f.req + 7] = m & 0xff; ram[f.req + 8] = (m >>> 8) & 0xff; ram[f.req + 9] = (m >>> 16) & 0xff; ram[f.req + 10] = m >>> 24;
       }
       let cap = SMALL_REPLY;
-      if ((type === P9_TREAD || type === P9_TREADDIR) && frame.length >= 23) cap = Math.max(cap, Math.min(11 + frame.readUInt32LE(19), this.msize));
-      const req = this.arena.alloc(frame.length);
-      const rep = req < 0 ? -1 : this.arena.alloc(cap);
-      if (rep < 0) {
-        if (req >= 0) this.arena.release(req);
-        this.starved.add(c);
-        return;
-      }
-      this.device.ram.set(frame, req);
+      if ((type === P9_TREAD || type === P9_TREADDIR) && f.size >= 23) cap = Math.max(cap, Math.min(11 + u32(19), this.msize));
+      const rep = this.arena.alloc(cap);
+      if (rep < 0) { this.starved.add(c); return; }
       c.inflight++;
-      const r = this.device.submit(c.session, req, frame.length, rep, cap, (len) => this.onReply(c, req, rep, len));
+      const r = this.device.submit(c.session, f.req, f.size, rep, cap, (len) => this.onReply(c, f.req, rep, len));
       if (r === EAGAIN) {
         c.inflight--;
-        this.arena.release(req);
         this.arena.release(rep);
         this.starved.add(c);
         return;
       }
+      c.backlog.shift();
       if (r !== 0) {
         c.inflight--;
-        this.arena.release(req);
+        this.arena.release(f.req);
         this.arena.release(rep);
         this.log(`session ${c.session}: request rejected (${r}), closing`);
         this.drop(c);
         return;
       }
-      c.backlog.shift();
+    }
+    if (c.stalled && !c.closed) {
+      const rest = c.stalled;
+      c.stalled = null;
+      c.socket.resume();
+      this.onData(c, rest);
     }
   }
 
   private onReply(c: Conn, req: number, rep: number, len: number): void {
     c.inflight--;
-    if (len > 0 && !c.closed) c.socket.write(Buffer.from(this.device.ram.subarray(rep, rep + len)));
     this.arena.release(req);
-    this.arena.release(rep);
+    if (len > 0 && !c.closed) {
+      // straight from the reply buffer; it is released once the socket has taken the bytes
+      c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(rep));
+    } else this.arena.release(rep);
     if (this.starved.size) {
       const waiting = [...this.starved];
       this.starved.clear();
       queueMicrotask(() => { for (const w of waiting) this.pump(w); });
+    }
+  }
+
+  private releaseReply(rep: number): void {
+    this.arena.release(rep);
+    if (this.starved.size) {
+      const waiting = [...this.starved];
+      this.starved.clear();
+      for (const w of waiting) this.pump(w);
     }
   }
 
