@@ -3,7 +3,10 @@
  * prints one line and exits 2.
  */
 import { runDemo } from '../harness/demo.js';
-import { runBench, formatResults } from '../harness/bench.js';
+import { runBench, formatResults, BENCH_BACKENDS } from '../harness/bench.js';
+import { KEYS, type WorkloadKey } from '../harness/bench/common.js';
+import { runOverhead, formatOverhead, writeOverheadChart, writeResultsChart } from '../harness/bench/overhead.js';
+import { runBrowserBench } from '../harness/browser/run.js';
 import { runSocketBench, formatSocketRows } from '../harness/bench-socket.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,22 +41,37 @@ session. Stops cleanly on SIGINT/SIGTERM (a Unix socket file is removed).
 
 flags:
   --export DIR         the directory to serve (required)
-  --backend KIND       local (default): pass through to DIR; memory: an in-memory copy of DIR
+  --backend KIND       local (default): pass through to DIR; memory: an in-memory copy of DIR;
+                       proxy: through a privileged helper speaking QEMU's proxy protocol
+  --helper PATH        proxy: the helper to launch on DIR (default QEMU's virtfs-proxy-helper)
+  --helper-socket PATH proxy: use a helper already listening on PATH instead of launching one
   --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
   --readonly           refuse every change (EROFS)
   -h, --help           show this help`,
-  bench: `usage: virtio9p bench [--json] [--quick]
+  bench: `usage: virtio9p bench [--json] [--quick] [--backend KIND] [--runs N] [--only a,b,..] [--no-v86]
+       virtio9p bench --overhead [--json] [--quick]
+       virtio9p bench --browser [--json] [--quick] [--only a,b,..] [--no-v86]
        virtio9p bench --socket [--backend KIND] [--seconds N] [--guest] [--json]
 
-Runs the fixed workloads through the real virtqueue path on the in-memory backend; with
+Runs the issue-5 workloads (a)-(g) through the real virtqueue path, in the same run against
+v86's own virtio-9p device and server (npm v86) and the memory-copy limit, and prints ops/s,
+MiB/s, p50/p99 latency and the ratios us/v86 and us/limit; with --overhead, the core's
+per-request cost on a null backend and its curve against open fids; with --browser, the same
+suite in headless Chromium (/usr/bin/chromium, via playwright-core) in a Web Worker; with
 --socket, races \`virtio9p serve\` against diod with diodload (needs Debian's diod).
 
 flags:
   --json         print the results as JSON
-  --quick        a smaller run (a tenth of the work)
+  --quick        a smaller run (about a tenth of the work)
+  --backend KIND memory (default) or local; with --socket: memory or local
+  --runs N       measured runs per workload (default 3; the median is reported)
+  --only LIST    workloads to run: a,b,c,d,d2,e,f,f8k,g (d2: overwrite; f8k: 8 KiB readdir)
+  --no-v86       skip the v86 side
+  --overhead     null-backend getattr cost and the open-fids curve (writes docs/bench-fids.svg with --chart)
+  --chart        also write the SVG charts into docs/
+  --browser      run the suite in headless Chromium instead (memory backend)
   --socket       race the socket server against diod instead
-  --backend KIND with --socket: memory (default) or local
   --seconds N    with --socket: diodload run length (default 5)
   --guest        with --socket: also time the Linux guest workload on both (needs QEMU and .cache/linux-guest)
   -h, --help     show this help`,
@@ -96,11 +114,15 @@ async function serve(f: Map<string, string>): Promise<number> {
   let listen;
   try { listen = parseListen(f.get('listen') ?? `unix:${path.join(os.tmpdir(), `virtio9p-${process.pid}.sock`)}`); }
   catch (e) { throw new UsageError((e as Error).message); }
-  const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly') });
+  if ((f.has('helper') || f.has('helper-socket')) && kind !== 'proxy') throw new UsageError('--helper and --helper-socket need --backend proxy');
+  const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket') });
   const server = await P9Server.start({ backend, listen, msize, log: (l) => console.error(`virtio9p: ${l}`) });
   console.log(`virtio9p: serving ${path.resolve(exp)} (${kind}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
   await new Promise<void>((resolve) => {
-    const stop = () => { server.close().then(resolve, resolve); };
+    const stop = () => {
+      const done = () => Promise.resolve((backend as { destroy?: () => unknown }).destroy?.()).then(() => resolve(), () => resolve());
+      server.close().then(done, done);
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
@@ -115,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'serve': {
-      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize']);
+      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
     }
@@ -126,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'bench': {
-      const f = parse(rest, ['json', 'quick', 'socket', 'guest'], ['backend', 'seconds']);
+      const f = parse(rest, ['json', 'quick', 'socket', 'guest', 'no-v86', 'overhead', 'browser', 'chart'], ['backend', 'seconds', 'runs', 'only']);
       if (f.has('help')) { console.log(HELP.bench); return 0; }
       if (f.has('socket')) {
         const seconds = Number(f.get('seconds') ?? 5);
@@ -138,10 +160,33 @@ async function main(argv: string[]): Promise<number> {
         console.log(f.has('json') ? JSON.stringify(rows, null, 2) : formatSocketRows(rows));
         return 0;
       }
-      for (const k of ['backend', 'seconds', 'guest']) if (f.has(k)) throw new UsageError(`--${k} needs --socket`);
-      const log = f.has('json') ? undefined : (s: string) => process.stderr.write(`  ${s}\n`);
-      const results = await runBench({ quick: f.has('quick'), log });
-      console.log(f.has('json') ? JSON.stringify(results, null, 2) : formatResults(results));
+      for (const k of ['seconds', 'guest']) if (f.has(k)) throw new UsageError(`--${k} needs --socket`);
+      // progress goes to stderr, also with --json (stdout stays the JSON)
+      const log = (s: string) => process.stderr.write(`  ${s}\n`);
+      const runs = Number(f.get('runs') ?? 3);
+      if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new UsageError(`bad --runs '${f.get('runs')}' (want 1..50)`);
+      let only: WorkloadKey[] | undefined;
+      if (f.has('only')) {
+        only = f.get('only')!.split(',') as WorkloadKey[];
+        for (const k of only) if (!KEYS.includes(k)) throw new UsageError(`bad --only '${k}' (want ${KEYS.join(',')})`);
+      }
+      const benchKind = f.get('backend') ?? 'memory';
+      if (!(benchKind in BENCH_BACKENDS)) throw new UsageError(`bad --backend '${benchKind}' (want ${Object.keys(BENCH_BACKENDS).join(', ')})`);
+      if (f.has('overhead')) {
+        const rep = await runOverhead({ quick: f.has('quick'), log });
+        if (f.has('chart')) writeOverheadChart(rep, log);
+        console.log(f.has('json') ? JSON.stringify(rep, null, 2) : formatOverhead(rep));
+        return 0;
+      }
+      if (f.has('browser')) {
+        if (benchKind !== 'memory') throw new UsageError('--browser runs on the memory backend only');
+        const rep = await runBrowserBench({ quick: f.has('quick'), runs, only, noV86: f.has('no-v86'), log });
+        console.log(f.has('json') ? JSON.stringify(rep, null, 2) : formatResults(rep));
+        return 0;
+      }
+      const report = await runBench({ quick: f.has('quick'), runs, only, backend: benchKind, noV86: f.has('no-v86'), log });
+      if (f.has('chart')) writeResultsChart(report, log);
+      console.log(f.has('json') ? JSON.stringify(report, null, 2) : formatResults(report));
       return 0;
     }
     default:

@@ -28,7 +28,7 @@ function makeExport(): string {
 
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { timeout: 60000, maxBuffer: 64 << 20 });
 
-describe.each(['local', 'memory'])('diod clients against virtio9p serve --backend %s', (backend) => {
+describe.each(['local', 'memory', 'proxy'])('diod clients against virtio9p serve --backend %s', (backend) => {
   let exp: string;
   let srv: Served;
   beforeAll(async () => {
