@@ -5,21 +5,26 @@
 import { createMachine } from './machine.js';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { P9_NOFID } from './p9/codec.js';
+import type { Backend } from '../src/backends/backend.js';
 
 const td = new TextDecoder();
 const O_RDONLY = 0, O_RDWR = 2, O_DIRECTORY = 0o200000;
 
+type Tree = { [name: string]: string | { symlink: string } | Tree };
+
+/** The embedded default export. */
+export const DEMO_TREE: Tree = {
+  'README.txt': 'virtio9p-wasm demo export\n',
+  etc: { hostname: 'wasm-guest\n', motd: 'Welcome to a 9P2000.L share served from WebAssembly.\n' },
+  home: { user: { 'notes.md': '# notes\n- ring buffers are fun\n', link: { symlink: '../../README.txt' } } },
+  var: { log: {} },
+};
+
 export function demoTree(): MemoryBackend {
-  return MemoryBackend.fromTree({
-    'README.txt': 'virtio9p-wasm demo export\n',
-    etc: { hostname: 'wasm-guest\n', 'motd': 'Welcome to a 9P2000.L share served from WebAssembly.\n' },
-    home: { user: { 'notes.md': '# notes\n- ring buffers are fun\n', link: { symlink: '../../README.txt' } } },
-    var: { log: {} },
-  });
+  return MemoryBackend.fromTree(DEMO_TREE as never);
 }
 
-export async function runDemo(log: (line: string) => void = console.log): Promise<{ requests: number; seconds: number }> {
-  const backend = demoTree();
+export async function runDemo(log: (line: string) => void = console.log, backend: Backend = demoTree()): Promise<{ requests: number; seconds: number }> {
   const { client, device } = await createMachine({ backend });
   const t0 = performance.now();
   const v = await client.version(512000);

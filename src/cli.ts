@@ -2,8 +2,8 @@
  * The `virtio9p` command. Subcommands: demo (what `npm start` runs), bench. A bad flag or value
  * prints one line and exits 2.
  */
-import { runDemo } from '../harness/demo.js';
-import { runBench, formatResults, BENCH_BACKENDS } from '../harness/bench.js';
+import { runDemoOn } from '../harness/demo-node.js';
+import { runBench, formatResults, formatHeader, jsonRows, BENCH_BACKENDS } from '../harness/bench.js';
 import { KEYS, type WorkloadKey } from '../harness/bench/common.js';
 import { runOverhead, formatOverhead, writeOverheadChart, writeResultsChart } from '../harness/bench/overhead.js';
 import { runBrowserBench } from '../harness/browser/run.js';
@@ -26,14 +26,16 @@ commands:
 
 flags:
   -h, --help   show help (also: virtio9p <command> --help)`,
-  demo: `usage: virtio9p demo
+  demo: `usage: virtio9p demo [--backend memory|local|proxy]
 
-Boots a device with the in-memory backend seeded with a small tree, drives it with the
-guest-side virtio driver (attach, walk, readdir, read, write, create, rename, unlink) and
-prints what the guest saw and the request rate.
+Boots a device on a small embedded tree, drives it with the guest-side virtio driver through
+the real virtqueue (attach, walk, readdir, read, write, create, rename, unlink) and prints
+what the guest saw and the request rate. local and proxy write the tree to a temporary
+directory first; proxy serves it through a helper process that passes descriptors back.
 
 flags:
-  -h, --help   show this help`,
+  --backend KIND   memory (default), local or proxy
+  -h, --help       show this help`,
   serve: `usage: virtio9p serve --export DIR [flags]
 
 Serves DIR with the wasm 9P2000.L server over a stream socket; each connection is its own
@@ -142,9 +144,11 @@ async function main(argv: string[]): Promise<number> {
       return serve(f);
     }
     case 'demo': {
-      const f = parse(rest, []);
+      const f = parse(rest, [], ['backend']);
       if (f.has('help')) { console.log(HELP.demo); return 0; }
-      await runDemo();
+      const kind = (f.get('backend') ?? 'memory') as BackendKind;
+      if (!BACKENDS.includes(kind)) throw new UsageError(`bad --backend '${kind}' (want ${BACKENDS.join(', ')})`);
+      await runDemoOn(kind);
       return 0;
     }
     case 'bench': {
@@ -181,12 +185,15 @@ async function main(argv: string[]): Promise<number> {
       if (f.has('browser')) {
         if (benchKind !== 'memory') throw new UsageError('--browser runs on the memory backend only');
         const rep = await runBrowserBench({ quick: f.has('quick'), runs, only, noV86: f.has('no-v86'), log });
-        console.log(f.has('json') ? JSON.stringify(rep, null, 2) : formatResults(rep));
+        if (f.has('chart')) writeResultsChart(rep, log, 'bench-browser.svg', `virtio9p vs v86 in ${rep.info.node} (Web Worker, memory backend, one run)`);
+        if (f.has('json')) log(formatHeader(rep));
+        console.log(f.has('json') ? JSON.stringify(jsonRows(rep), null, 2) : formatResults(rep));
         return 0;
       }
       const report = await runBench({ quick: f.has('quick'), runs, only, backend: benchKind, noV86: f.has('no-v86'), log });
       if (f.has('chart')) writeResultsChart(report, log);
-      console.log(f.has('json') ? JSON.stringify(report, null, 2) : formatResults(report));
+      if (f.has('json')) log(formatHeader(report));
+      console.log(f.has('json') ? JSON.stringify(jsonRows(report), null, 2) : formatResults(report));
       return 0;
     }
     default:
