@@ -8,9 +8,9 @@ import * as split from "./virtq/split";
 import { allocSlot, freeSlot, slotPtr, OFF_SESSION, OFF_HEAD, OFF_QUEUE, OFF_STATE, OFF_FLAGS, SLOT_FREE, SF_ORPHAN } from "./slots";
 import { startRequest, usedDirty, clunkAll, MAX_MSIZE } from "./p9/server";
 import * as server from "./p9/server";
-import { hostInterrupt } from "./host";
+import { raise } from "./irq";
 import { bump, C_MALFORMED_CHAINS, C_NEEDS_RESET, C_STALLS } from "./counters";
-import { MAX_SLOTS, MAX_SESSIONS } from "./layout";
+import { MAX_SLOTS, MAX_SESSIONS, MAX_QUEUE_SIZE } from "./layout";
 import { sessionPtr } from "./p9/fids";
 
 export const VIRTIO_9P_F_MOUNT_TAG: u64 = 1 << 0;
@@ -29,6 +29,8 @@ export const STATUS_FAILED: u32 = 128;
 export const IRQ_USED: i32 = 0;
 export const IRQ_CONFIG: i32 = 1;
 
+export const MAX_QUEUE: u32 = <u32>MAX_QUEUE_SIZE;
+
 let status: u32 = 0;
 let driverFeatures: u64 = 0;
 /** A reset was requested while requests were in flight; it completes when they drain. */
@@ -37,6 +39,7 @@ let resetting: bool = false;
 /** The device status; after a reset request it reads the old value until the reset has
  *  completed (VIRTIO 1.2 §4.1.4.3.2, §4.2.2.2: the driver waits for 0 before re-initialising). */
 export function getStatus(): u32 { return status; }
+export function isResetting(): bool { return resetting; }
 
 /** The driver's accepted features. Refused (false, FEATURES_OK stays clear) if not a subset of
  *  ours or without VERSION_1 (VIRTIO 1.2 §6.1: a modern device may require it). */
@@ -114,7 +117,7 @@ function needsReset(): void {
   if ((status & STATUS_NEEDS_RESET) != 0) return;
   status |= STATUS_NEEDS_RESET;
   bump(C_NEEDS_RESET);
-  if ((status & STATUS_DRIVER_OK) != 0) hostInterrupt(IRQ_CONFIG);
+  if ((status & STATUS_DRIVER_OK) != 0) raise(IRQ_CONFIG);
 }
 
 @inline function live(): bool {
@@ -163,7 +166,7 @@ function drain(q: i32): void {
 function flush(q: i32): void {
   if (!server.usedDirty) return;
   server.usedDirty = false;
-  if (publish(q)) hostInterrupt(IRQ_USED);
+  if (publish(q)) raise(IRQ_USED);
 }
 
 /** The host finished slot i's pending backend call. */

@@ -7,8 +7,9 @@ import { putDirent } from "./p9/server";
 import { clearCounters } from "./counters";
 import { slotPtr, outPtr } from "./slots";
 import * as stream from "./stream";
+import * as transport from "./transport";
 
-const ABI_VERSION: i32 = 2;
+const ABI_VERSION: i32 = 3;
 
 export function abiVersion(): i32 { return ABI_VERSION; }
 
@@ -21,7 +22,21 @@ export function init(base: usize, size: u64): void {
   clearCounters();
   dev.initSessions();
   dev.reset();
+  transport.transportInit();
 }
+
+// ── transports (transport.ts): the register files a VMM maps ──
+/** Where the host writes the mount tag bytes (at most 255), then calls setTagLen. */
+export function tagPtr(): usize { return transport.tagPtr(); }
+export function setTagLen(n: i32): void { transport.setTagLen(n); }
+/** virtio-mmio v2: a `size`-byte access at `off` in the device's window. */
+export function mmioRead(off: u32, size: u32): u32 { return transport.mmioRead(off, size); }
+export function mmioWrite(off: u32, value: u32, size: u32): void { transport.mmioWrite(off, value, size); }
+/** virtio-pci modern: configuration space and BAR 0 (4 KiB) accesses. */
+export function pciConfigRead(off: u32, size: u32): u32 { return transport.pciConfigRead(off, size); }
+export function pciConfigWrite(off: u32, value: u32, size: u32): void { transport.pciConfigWrite(off, value, size); }
+export function pciBarRead(off: u32, size: u32): u32 { return transport.pciBarRead(off, size); }
+export function pciBarWrite(off: u32, value: u32, size: u32): void { transport.pciBarWrite(off, value, size); }
 
 export function deviceFeatures(): u64 { return dev.DEVICE_FEATURES; }
 /** Returns 1 if accepted (FEATURES_OK), 0 if refused. */

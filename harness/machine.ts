@@ -6,6 +6,8 @@ import { Virtio9pDevice, type DeviceOptions } from '../src/device.js';
 import type { Backend } from '../src/backends/backend.js';
 import { SplitDriver } from './virtio/split-driver.js';
 import { P9Client } from './p9/client.js';
+import { MmioPort, PciPort } from './virtio/transport-ports.js';
+import type { DevicePort } from './port.js';
 
 export interface MachineOptions {
   backend: Backend;
@@ -16,6 +18,8 @@ export interface MachineOptions {
   msize?: number;
   debug?: boolean;
   device?: Partial<DeviceOptions>;
+  /** how the driver reaches the device: direct calls (default), virtio-mmio or virtio-pci registers */
+  transport?: 'direct' | 'mmio' | 'pci';
 }
 
 export interface Machine {
@@ -31,7 +35,8 @@ export async function createMachine(opts: MachineOptions): Promise<Machine> {
     debug: opts.debug,
     ...opts.device,
   });
-  const driver = new SplitDriver(device, {
+  const port: DevicePort = opts.transport === 'mmio' ? new MmioPort(device) : opts.transport === 'pci' ? new PciPort(device) : device;
+  const driver = new SplitDriver(port, {
     queueSize: opts.queueSize ?? 128,
     indirect: opts.indirect ?? true,
     eventIdx: opts.eventIdx ?? true,

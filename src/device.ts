@@ -73,6 +73,8 @@ export class Virtio9pDevice {
     this.dv = new DataView(memory.buffer);
     this.ram = this.u8.subarray(base, base + size);
     if (opts.onInterrupt) this.listeners.push(opts.onInterrupt);
+    this.u8.set(this.tag, ex.tagPtr());
+    ex.setTagLen(this.tag.length);
   }
 
   static async create(opts: DeviceOptions): Promise<Virtio9pDevice> {
@@ -134,6 +136,26 @@ export class Virtio9pDevice {
       flushed: u32(C.FLUSHED), replies: u32(C.REPLIES), needsReset: u32(C.NEEDS_RESET), stalls: u32(C.STALLS),
     };
   }
+
+  // ── transports: the register files a VMM maps (assembly/transport.ts) ──
+
+  /** virtio-mmio version 2: accesses at offsets of the device's MMIO window (registers are
+   *  32-bit; the configuration at 0x100 also takes 8- and 16-bit reads). */
+  readonly mmio = {
+    read: (offset: number, size: 1 | 2 | 4 = 4): number => this.ex.mmioRead(offset, size) >>> 0,
+    write: (offset: number, value: number, size: 1 | 2 | 4 = 4): void => this.ex.mmioWrite(offset, value >>> 0, size),
+  };
+
+  /** virtio-pci modern: the function's configuration space (vendor capabilities at 0x40) and
+   *  its 4 KiB memory BAR 0 (offsets within the BAR; `bar0()` is where the driver mapped it). */
+  readonly pci = {
+    configRead: (offset: number, size: 1 | 2 | 4 = 4): number => this.ex.pciConfigRead(offset, size) >>> 0,
+    configWrite: (offset: number, value: number, size: 1 | 2 | 4 = 4): void => this.ex.pciConfigWrite(offset, value >>> 0, size),
+    barRead: (offset: number, size: 1 | 2 | 4 = 4): number => this.ex.pciBarRead(offset, size) >>> 0,
+    barWrite: (offset: number, value: number, size: 1 | 2 | 4 = 4): void => this.ex.pciBarWrite(offset, value >>> 0, size),
+    bar0: (): number => this.ex.pciConfigRead(0x10, 4) & ~0xfff,
+    barSize: 0x1000,
+  };
 
   // ── 9P over streams: sessions that share this core (see serve.ts) ──
 

@@ -4,7 +4,7 @@
  * wasi_snapshot_preview1 `fd_write`/`proc_exit` for abort; it exports the functions below.
  * tests/abi.test.ts and harness/check-abi.mjs compare the module against these lists.
  */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
@@ -24,6 +24,14 @@ export interface CoreExports {
   openSession(): number;
   closeSession(id: number): void;
   submit(id: number, token: number, req: bigint, reqLen: number, rep: bigint, repCap: number): number;
+  tagPtr(): number;
+  setTagLen(n: number): void;
+  mmioRead(off: number, size: number): number;
+  mmioWrite(off: number, value: number, size: number): void;
+  pciConfigRead(off: number, size: number): number;
+  pciConfigWrite(off: number, value: number, size: number): void;
+  pciBarRead(off: number, size: number): number;
+  pciBarWrite(off: number, value: number, size: number): void;
   countersPtr(): number;
   maxSlots(): number;
   slotOut(slot: number): number;
@@ -32,7 +40,8 @@ export interface CoreExports {
 export const EXPORTS = [
   'memory', '_start', 'abiVersion', 'coreEnd', 'init', 'deviceFeatures', 'setDriverFeatures',
   'status', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
-  'closeSession', 'submit', 'countersPtr',
+  'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
+  'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
   'maxSlots', 'slotOut',
 ] as const;
 

@@ -29,6 +29,8 @@ export interface BackendTraits {
   /** the largest xattr value it stores (default 65536, XATTR_SIZE_MAX). QEMU's proxy protocol
    *  carries at most 65535 bytes and ext4 keeps user xattrs in one 4 KiB block. */
   maxXattr?: number;
+  /** run every test over this transport (default: direct calls on the device) */
+  transport?: 'direct' | 'mmio' | 'pci';
 }
 
 export function defineConformance(name: string, makeBackend: BackendFactory, traits: BackendTraits = {}): void {
@@ -49,7 +51,7 @@ export function defineConformance(name: string, makeBackend: BackendFactory, tra
     }
     /** A fresh backend booted and mounted (Tversion 512000 + Tattach fid 0). */
     async function mount(opts: { msize?: number; mount?: boolean } = {}): Promise<Ctx> {
-      return boot(await fresh(), opts);
+      return boot(await fresh(), { transport: traits.transport, ...opts });
     }
 
     // ───────────────────────────────────────────────────────────── Tversion

@@ -60,8 +60,8 @@ export interface Ctx {
   sendRaw(msg: Uint8Array, replyCap?: number): Promise<Decoded | null>;
 }
 
-export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean } = {}): Promise<Ctx> {
-  const machine = await createMachine({ backend, msize: opts.msize ?? 512000 });
+export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci' } = {}): Promise<Ctx> {
+  const machine = await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport });
   const log: Completion[] = [];
   const driverRpc = machine.driver.rpcFn;
   const rpc: RpcFn = async (t, o) => {
