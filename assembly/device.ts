@@ -5,6 +5,7 @@ import {
   POP_EMPTY, POP_BROKEN, setStalled, isStalled, pushUsed,
 } from "./virtq/split";
 import * as split from "./virtq/split";
+import * as packed from "./virtq/packed";
 import { allocSlot, freeSlot, slotPtr, OFF_SESSION, OFF_HEAD, OFF_QUEUE, OFF_STATE, OFF_FLAGS, SLOT_FREE, SF_ORPHAN } from "./slots";
 import { startRequest, usedDirty, clunkAll, MAX_MSIZE } from "./p9/server";
 import * as server from "./p9/server";
@@ -17,7 +18,8 @@ export const VIRTIO_9P_F_MOUNT_TAG: u64 = 1 << 0;
 export const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
 export const VIRTIO_F_EVENT_IDX: u64 = 1 << 29;
 export const VIRTIO_F_VERSION_1: u64 = 1 << 32;
-export const DEVICE_FEATURES: u64 = VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX | VIRTIO_F_VERSION_1;
+export const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
+export const DEVICE_FEATURES: u64 = VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_PACKED;
 
 export const STATUS_ACKNOWLEDGE: u32 = 1;
 export const STATUS_DRIVER: u32 = 2;
@@ -60,6 +62,8 @@ export function negotiated(): u64 { return driverFeatures; }
 
 export function setupQueue(q: i32, size: u32, desc: u64, avail: u64, used: u64): i32 {
   if (q != 0 || resetting) return 22;
+  // The areas are the descriptor ring and the driver / device event structures when packed.
+  if ((driverFeatures & VIRTIO_F_RING_PACKED) != 0) return packed.packedSetup(q, size, desc, avail, used);
   return queueSetup(q, size, desc, avail, used);
 }
 
@@ -136,6 +140,7 @@ export function notify(q: i32): void {
 }
 
 function drain(q: i32): void {
+  if (packed.isPacked(q)) { drainPacked(q); return; }
   while (true) {
     while (true) {
       let head = peekAvail(q);
@@ -158,6 +163,21 @@ function drain(q: i32): void {
   }
 }
 
+function drainPacked(q: i32): void {
+  while (packed.packedAvailable(q)) {
+    let s = allocSlot();
+    if (s == 0) { bump(C_STALLS); setStalled(q, true); return; }
+    store<u32>(s, 0, OFF_SESSION);
+    store<u32>(s, <u32>q, OFF_QUEUE);
+    if (!packed.packedWalk(q, s) || !startRequest(s)) {
+      freeSlot(s);
+      bump(C_MALFORMED_CHAINS);
+      needsReset();
+      return;
+    }
+  }
+}
+
 @inline function startRequestOrFail(s: usize): bool {
   return startRequest(s);
 }
@@ -166,7 +186,7 @@ function drain(q: i32): void {
 function flush(q: i32): void {
   if (!server.usedDirty) return;
   server.usedDirty = false;
-  if (publish(q)) raise(IRQ_USED);
+  if (packed.isPacked(q) ? packed.packedPublish(q) : publish(q)) raise(IRQ_USED);
 }
 
 /** The host finished slot i's pending backend call. */

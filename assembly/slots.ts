@@ -12,7 +12,7 @@
 //   +56   flags u32           +60  queue u32
 //   +64   aux[4] u32          +80  auxq u64            +88  epoch u32
 //   +96   F[24] u64  decoded request fields            +288 W[16] u64  walk names
-//   +416  wPos u32 (bytes of Rreaddir data written)    +420 wBudget u32
+//   +416  wPos u32 (bytes of Rreaddir data written)    +420 wBudget u32   +424 nDesc u32 (packed)
 //   +512  R[24] u64  reply fields
 //   +SLOT_MSG  the gathered T-message     +SLOT_OUT  backend out-parameters
 //   +SLOT_IOV  iovecs {ptr u32, len u32}: readable segments, writable segments, then a slice
@@ -51,6 +51,8 @@ export const OFF_F: usize = 96;
 export const OFF_W: usize = 288;
 export const OFF_WPOS: usize = 416;
 export const OFF_WBUDGET: usize = 420;
+/** ring slots a packed-queue chain occupied (skipped when its used descriptor is written) */
+export const OFF_NDESC: usize = 424;
 export const OFF_R: usize = 512;
 
 let freeCount: i32 = MAX_SLOTS;

@@ -7,6 +7,7 @@ import type { Backend } from '../src/backends/backend.js';
 import { SplitDriver } from './virtio/split-driver.js';
 import { P9Client } from './p9/client.js';
 import { MmioPort, PciPort } from './virtio/transport-ports.js';
+import { PackedDriver } from './virtio/packed-driver.js';
 import type { DevicePort } from './port.js';
 
 export interface MachineOptions {
@@ -41,6 +42,21 @@ export async function createMachine(opts: MachineOptions): Promise<Machine> {
     indirect: opts.indirect ?? true,
     eventIdx: opts.eventIdx ?? true,
   });
+  const client = new P9Client(driver.rpcFn, { msize: opts.msize ?? 512000 });
+  return { device, driver, client };
+}
+
+export interface PackedMachine {
+  device: Virtio9pDevice;
+  driver: PackedDriver;
+  client: P9Client;
+}
+
+/** The same machine with a packed virtqueue (VIRTIO_F_RING_PACKED). */
+export async function createPackedMachine(opts: MachineOptions): Promise<PackedMachine> {
+  const device = await Virtio9pDevice.create({ backend: opts.backend, guestMemorySize: opts.guestMemorySize ?? 64 << 20, debug: opts.debug, ...opts.device });
+  const port: DevicePort = opts.transport === 'mmio' ? new MmioPort(device) : opts.transport === 'pci' ? new PciPort(device) : device;
+  const driver = new PackedDriver(port, { queueSize: opts.queueSize ?? 128, indirect: opts.indirect ?? true });
   const client = new P9Client(driver.rpcFn, { msize: opts.msize ?? 512000 });
   return { device, driver, client };
 }

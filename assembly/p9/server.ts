@@ -8,11 +8,12 @@ import {
   slotIndex, msgPtr, outPtr, freeSlot, SLOT_PENDING, SLOT_RUNNING, SLOT_FREE, SF_FLUSHED,
   SF_ORPHAN, STREAM_QUEUE, OFF_STATE, OFF_SESSION, OFF_HEAD, OFF_TAG, OFF_TYPE, OFF_STAGE,
   OFF_READLEN, OFF_WRITELEN, OFF_SIZE, OFF_FLUSHHEAD, OFF_FLUSHNEXT, OFF_FLUSHTARGET,
-  OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, slotPtr,
+  OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, OFF_NDESC, slotPtr,
 } from "../slots";
 import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS } from "../layout";
 import { gather, scatter, slice, iovAt } from "../iov";
 import { pushUsed } from "../virtq/split";
+import { isPacked, packedPushUsed } from "../virtq/packed";
 import {
   tFormat, P9_RLERROR, P9_TSTATFS, P9_TLOPEN, P9_TLCREATE, P9_TSYMLINK, P9_TMKNOD, P9_TRENAME,
   P9_TREADLINK, P9_TGETATTR, P9_TSETATTR, P9_TXATTRWALK, P9_TXATTRCREATE, P9_TREADDIR,
@@ -224,7 +225,8 @@ function finish(s: usize, len: u32): void {
     hostReply(head, len);
     if (len != 0) bump(C_REPLIES);
   } else if ((flags & SF_ORPHAN) == 0) {
-    pushUsed(<i32>q, head, len);
+    if (isPacked(<i32>q)) packedPushUsed(<i32>q, head, len, load<u32>(s, OFF_NDESC));
+    else pushUsed(<i32>q, head, len);
     usedDirty = true;
     if (len != 0) bump(C_REPLIES);
   }

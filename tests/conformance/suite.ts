@@ -31,6 +31,8 @@ export interface BackendTraits {
   maxXattr?: number;
   /** run every test over this transport (default: direct calls on the device) */
   transport?: 'direct' | 'mmio' | 'pci';
+  /** run every test on this ring layout (default split) */
+  ring?: 'split' | 'packed';
 }
 
 export function defineConformance(name: string, makeBackend: BackendFactory, traits: BackendTraits = {}): void {
@@ -51,7 +53,7 @@ export function defineConformance(name: string, makeBackend: BackendFactory, tra
     }
     /** A fresh backend booted and mounted (Tversion 512000 + Tattach fid 0). */
     async function mount(opts: { msize?: number; mount?: boolean } = {}): Promise<Ctx> {
-      return boot(await fresh(), { transport: traits.transport, ...opts });
+      return boot(await fresh(), { transport: traits.transport, ring: traits.ring, ...opts });
     }
 
     // ───────────────────────────────────────────────────────────── Tversion

@@ -9,7 +9,7 @@
  * - Seeding through 9P itself (mkfile / mkdirs / walkTo …) so the suite works on any backend.
  * - `errnoOf(promise)`: the Rlerror errno of a rejected call, 0 on success (other errors rethrow).
  */
-import { createMachine, type Machine } from '../../harness/machine.js';
+import { createMachine, createPackedMachine, type Machine } from '../../harness/machine.js';
 import { P9Client, P9ClientError, type RpcFn } from '../../harness/p9/client.js';
 import { decode, encodeRaw, P9_NOFID, type Decoded } from '../../harness/p9/codec.js';
 import type {
@@ -60,8 +60,10 @@ export interface Ctx {
   sendRaw(msg: Uint8Array, replyCap?: number): Promise<Decoded | null>;
 }
 
-export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci' } = {}): Promise<Ctx> {
-  const machine = await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport });
+export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci'; ring?: 'split' | 'packed' } = {}): Promise<Ctx> {
+  const machine = opts.ring === 'packed'
+    ? await createPackedMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport }) as unknown as Machine
+    : await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport });
   const log: Completion[] = [];
   const driverRpc = machine.driver.rpcFn;
   const rpc: RpcFn = async (t, o) => {
