@@ -56,7 +56,15 @@ export const OFF_NDESC: usize = 424;
 export const OFF_R: usize = 512;
 
 let freeCount: i32 = MAX_SLOTS;
-let nextScan: i32 = 0;
+// Free slots as a stack (LIFO): the slot freed last is reused first, so one request at a time
+// keeps touching the same few cache lines instead of cycling through every slot.
+const freeStack = memory.data(MAX_SLOTS * 4);
+let stackInit: bool = false;
+
+function initStack(): void {
+  for (let i = 0; i < MAX_SLOTS; i++) store<i32>(freeStack + (<usize>i << 2), MAX_SLOTS - 1 - i);
+  stackInit = true;
+}
 
 // Counters (COUNTERS_BASE): see counters.ts
 const C_INFLIGHT: usize = 2056;
@@ -76,33 +84,28 @@ export function slotsFree(): i32 { return freeCount; }
 
 /** A free slot (state RUNNING), or 0 if all are busy. */
 export function allocSlot(): usize {
+  if (!stackInit) initStack();
   if (freeCount == 0) return 0;
-  for (let n = 0; n < MAX_SLOTS; n++) {
-    let i = nextScan;
-    nextScan = i + 1 == MAX_SLOTS ? 0 : i + 1;
-    let s = slotPtr(i);
-    if (load<u32>(s, OFF_STATE) == SLOT_FREE) {
-      freeCount--;
-      store<u32>(s, SLOT_RUNNING, OFF_STATE);
-      store<u32>(s, 0, OFF_STAGE);
-      store<u32>(s, 0, OFF_FLAGS);
-      store<i32>(s, -1, OFF_FLUSHHEAD);
-      store<i32>(s, -1, OFF_FLUSHNEXT);
-      store<i32>(s, -1, OFF_FLUSHTARGET);
-      store<u32>(s, 0, OFF_WPOS);
-      let inflight = load<u32>(COUNTERS_BASE, C_INFLIGHT) + 1;
-      store<u32>(COUNTERS_BASE, inflight, C_INFLIGHT);
-      if (inflight > load<u32>(COUNTERS_BASE, C_HWM)) store<u32>(COUNTERS_BASE, inflight, C_HWM);
-      return s;
-    }
-  }
-  return 0;
+  freeCount--;
+  let s = slotPtr(load<i32>(freeStack + (<usize>freeCount << 2)));
+  store<u32>(s, SLOT_RUNNING, OFF_STATE);
+  store<u32>(s, 0, OFF_STAGE);
+  store<u32>(s, 0, OFF_FLAGS);
+  store<i32>(s, -1, OFF_FLUSHHEAD);
+  store<i32>(s, -1, OFF_FLUSHNEXT);
+  store<i32>(s, -1, OFF_FLUSHTARGET);
+  store<u32>(s, 0, OFF_WPOS);
+  let inflight = load<u32>(COUNTERS_BASE, C_INFLIGHT) + 1;
+  store<u32>(COUNTERS_BASE, inflight, C_INFLIGHT);
+  if (inflight > load<u32>(COUNTERS_BASE, C_HWM)) store<u32>(COUNTERS_BASE, inflight, C_HWM);
+  return s;
 }
 
 export function freeSlot(s: usize): void {
   if (load<u32>(s, OFF_STATE) == SLOT_FREE) return;
   store<u32>(s, SLOT_FREE, OFF_STATE);
+  assert(freeCount < MAX_SLOTS, "slot freed twice");
+  store<i32>(freeStack + (<usize>freeCount << 2), slotIndex(s));
   freeCount++;
-  assert(freeCount <= MAX_SLOTS, "slot freed twice");
   store<u32>(COUNTERS_BASE, load<u32>(COUNTERS_BASE, C_INFLIGHT) - 1, C_INFLIGHT);
 }
