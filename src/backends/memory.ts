@@ -5,7 +5,7 @@
  *  - Every object is an `Inode` whose fields include all Stat fields plus `node`, so lookup and
  *    getattr return the inode itself (no allocation). The Node handle equals the ino; inos come
  *    from a counter and are never reused.
- *  - Regular files are sparse: data lives in 64 KiB chunks (Map chunk index → Uint8Array); an
+ *  - Regular files are sparse: data lives in ≤ 64 KiB chunks carved from pooled 1 MiB slabs (Map chunk index → Uint8Array); an
  *    absent chunk, or the part past a short chunk's end, reads as zeros. A chunk grows by doubling
  *    (4 KiB → 64 KiB) so small files stay small. Bytes past `size` are always zero.
  *  - Directory entries are keyed by a latin1-style 1:1 byte→char string of the name. Each entry
@@ -29,6 +29,38 @@ import {
 
 const CHUNK = 65536;
 const PAGE = 4096;
+const SLAB = 1 << 20;
+
+/**
+ * Chunk memory, carved from 1 MiB slabs in power-of-two size classes (4 KiB … 64 KiB); freed
+ * chunks go back to their class and are zeroed when reused. One `new Uint8Array` per chunk
+ * costs a zero-filled ArrayBuffer and its GC bookkeeping for every small file — the largest
+ * cost of creating files here. Slabs are kept for reuse (the pool holds the peak usage).
+ */
+class ChunkPool {
+  private free: Uint8Array[][] = [[], [], [], [], []];
+  private slab: ArrayBuffer | null = null;
+  private off = SLAB;
+
+  static sizeFor(need: number): number {
+    let n = PAGE;
+    while (n < need && n < CHUNK) n *= 2;
+    return n;
+  }
+
+  private static cls(len: number): number { return 31 - Math.clz32(len / PAGE); }
+
+  take(len: number): Uint8Array {
+    const f = this.free[ChunkPool.cls(len)].pop();
+    if (f !== undefined) { f.fill(0); return f; }
+    if (this.off + len > SLAB) { this.slab = new ArrayBuffer(SLAB); this.off = 0; }
+    const c = new Uint8Array(this.slab!, this.off, len);
+    this.off += len;
+    return c;
+  }
+
+  give(c: Uint8Array): void { this.free[ChunkPool.cls(c.length)].push(c); }
+}
 const NO_ID = 0xFFFFFFFF;
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 const NOMINAL_CAPACITY = 2 ** 40; // statfs figure when no capacity limit is set (1 TiB)
@@ -199,9 +231,6 @@ function isDotName(name: Uint8Array): number {
   return 0;
 }
 
-function roundPage(n: number): number {
-  return Math.ceil(n / PAGE) * PAGE;
-}
 
 /** Linux new_encode_dev, as the kernel computes it (u32). */
 export function encodeDev(major: number, minor: number): number {
@@ -209,6 +238,7 @@ export function encodeDev(major: number, minor: number): number {
 }
 
 export class MemoryBackend implements Backend {
+  private pool = new ChunkPool();
   private readonly nodes = new Map<number, Inode>();
   private readonly fhs = new Map<number, OpenFile>();
   private readonly freeFhs: number[] = [];
@@ -258,6 +288,7 @@ export class MemoryBackend implements Backend {
         this.inodeCount--;
         this.used -= i.alloc;
         i.alloc = 0;
+        if (i.chunks !== null) for (const c of i.chunks.values()) this.pool.give(c);
         i.chunks = null;
         i.xattrs = null;
         i.target = null;
@@ -320,15 +351,11 @@ export class MemoryBackend implements Backend {
 
   private growChunk(i: Inode, ci: number, old: Uint8Array | undefined, need: number): Uint8Array | null {
     const oldLen = old === undefined ? 0 : old.length;
-    let len = roundPage(need);
-    if (len > CHUNK) len = CHUNK;
-    if (old !== undefined) {
-      const dbl = Math.min(CHUNK, oldLen * 2);
-      if (dbl > len && this.used + dbl - oldLen <= this.capacity) len = dbl;
-    }
+    let len = ChunkPool.sizeFor(Math.max(need, oldLen * 2));
+    if (this.used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
     if (this.used + len - oldLen > this.capacity) return null;
-    const c = new Uint8Array(len);
-    if (old !== undefined) c.set(old);
+    const c = this.pool.take(len);
+    if (old !== undefined) { c.set(old); this.pool.give(old); }
     i.chunks!.set(ci, c);
     this.used += len - oldLen;
     i.alloc += len - oldLen;
@@ -376,7 +403,7 @@ export class MemoryBackend implements Backend {
       const keep = Math.ceil(newSize / CHUNK);
       let freed = 0;
       for (const [ci, c] of chunks) {
-        if (ci >= keep) { chunks.delete(ci); freed += c.length; }
+        if (ci >= keep) { chunks.delete(ci); freed += c.length; this.pool.give(c); }
       }
       this.used -= freed;
       i.alloc -= freed;
