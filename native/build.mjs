@@ -1,4 +1,4 @@
-// Builds the fd-passing addon native/build/fdpass.node from native/fdpass.c with the C compiler
+// Builds the native addons native/build/{fdpass,fsops}.node from native/{fdpass,fsops}.c with the C compiler
 // and the installed Node headers (node-api only: one binary works for every Node >= 18).
 // No downloads, no node-gyp. Skips the compile when the binary is newer than the source.
 // Usage: node native/build.mjs [--force]
@@ -8,16 +8,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const src = path.join(here, 'fdpass.c');
-const out = path.join(here, 'build', 'fdpass.node');
+const ADDONS = ['fdpass', 'fsops'];
 
 if (process.platform !== 'linux') {
-  console.log('native/build.mjs: fdpass addon is Linux-only; skipped');
+  console.log('native/build.mjs: the native addons are Linux-only; skipped');
   process.exit(0);
 }
 
 const force = process.argv.includes('--force');
-if (!force && fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs) process.exit(0);
+const todo = ADDONS.map((name) => ({ src: path.join(here, `${name}.c`), out: path.join(here, 'build', `${name}.node`) }))
+  .filter(({ src, out }) => force || !fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs);
 
 function npmNodedir() {
   try {
@@ -30,15 +30,45 @@ const candidates = [
   process.env.NODEDIR, process.env.npm_config_nodedir, npmNodedir(),
   path.resolve(path.dirname(process.execPath), '..'), '/usr', '/usr/local',
 ].filter(Boolean).flatMap((d) => [path.join(d, 'include', 'node'), path.join(d, 'src')]);
-const inc = candidates.find((d) => fs.existsSync(path.join(d, 'node_api.h')) && fs.existsSync(path.join(d, 'uv.h')));
-if (!inc) {
+const inc = todo.length === 0 ? '' : candidates.find((d) => fs.existsSync(path.join(d, 'node_api.h')) && fs.existsSync(path.join(d, 'uv.h')));
+if (todo.length > 0 && !inc) {
   console.error('native/build.mjs: Node headers (node_api.h, uv.h) not found; set NODEDIR');
   process.exit(1);
 }
 const cc = process.env.CC || 'cc';
-fs.mkdirSync(path.dirname(out), { recursive: true });
-const tmp = out + '.tmp';
-execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden',
-  `-I${inc}`, '-o', tmp, src], { stdio: 'inherit' });
-fs.renameSync(tmp, out);
-console.log(`native/build.mjs: built ${path.relative(process.cwd(), out)} (headers ${inc})`);
+for (const { src, out } of todo) {
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = out + '.tmp';
+  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-shared', '-fPIC', '-fvisibility=hidden',
+    `-I${inc}`, '-o', tmp, src], { stdio: 'inherit' });
+  fs.renameSync(tmp, out);
+  console.log(`native/build.mjs: built ${path.relative(process.cwd(), out)} (headers ${inc})`);
+}
+
+// The helper as one stand-alone bundle, native/build/virtio9p-helper.mjs (run by the
+// native/virtio9p-helper shim: a helper *binary* path for ProxyBackend.launch and scripts).
+// Needs esbuild (a devDependency); skipped without it.
+{
+  const root = path.dirname(here);
+  const out = path.join(here, 'build', 'virtio9p-helper.mjs');
+  const inputs = [
+    ...fs.readdirSync(path.join(root, 'src', 'helper')).map((f) => path.join(root, 'src', 'helper', f)),
+    path.join(root, 'src', 'backends', 'proxy', 'protocol.ts'),
+    path.join(root, 'src', 'backends', 'proxy', 'native.ts'),
+  ].filter((f) => fs.existsSync(f));
+  const newest = Math.max(...inputs.map((f) => fs.statSync(f).mtimeMs));
+  if (force || !fs.existsSync(out) || fs.statSync(out).mtimeMs < newest) {
+    let esbuild = null;
+    try { esbuild = await import('esbuild'); } catch { /* not installed */ }
+    if (esbuild === null) {
+      console.log('native/build.mjs: esbuild not installed; helper bundle skipped (use `virtio9p helper`)');
+    } else {
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      await esbuild.build({
+        entryPoints: [path.join(root, 'src', 'helper', 'bin.ts')], outfile: out, bundle: true,
+        format: 'esm', platform: 'node', target: 'es2022', logLevel: 'warning',
+      });
+      console.log(`native/build.mjs: built ${path.relative(process.cwd(), out)}`);
+    }
+  }
+}

@@ -13,16 +13,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { P9Server, parseListen } from './serve.js';
 import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
+import { runHelper, HELPER_USAGE } from './helper/main.js';
 
 class UsageError extends Error {}
 
 const HELP: Record<string, string> = {
+  helper: HELPER_USAGE,
   '': `usage: virtio9p <command> [flags]
 
 commands:
   demo     run a short guest session against the in-memory backend through the virtqueue
   serve    serve a directory as 9P2000.L over a Unix socket, TCP or an inherited descriptor
   bench    run the benchmark workloads and print ops/s and MiB/s
+  helper   the 9p proxy helper (QEMU virtfs-proxy-helper protocol and flags)
 
 flags:
   -h, --help   show help (also: virtio9p <command> --help)`,
@@ -138,6 +141,11 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   switch (cmd) {
+    case 'helper': {
+      // QEMU-style short flags (-p -f -s -u -g -n): parsed by the helper itself
+      if (rest.includes('-h') || rest.includes('--help')) { console.log(HELP.helper); return 0; }
+      return runHelper(rest);
+    }
     case 'serve': {
       const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }

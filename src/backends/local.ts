@@ -4,62 +4,57 @@
  * Design notes
  *  - Nodes are path based: a table of {path relative to the root, refcount, host (dev, ino)}.
  *    Paths are kept as latin1-style strings (one char per byte, exact round trip) and handed to
- *    `fs` as Buffers, so names that are not UTF-8 work. One map path → node gives "same path,
- *    same host inode → same Node"; a lookup that finds a different inode at a known path
- *    (replaced on the host) detaches the old node and makes a new one.
+ *    the native calls as Buffers, so names that are not UTF-8 work. One map path → node gives
+ *    "same path, same host inode → same Node"; a lookup that finds a different inode at a known
+ *    path (replaced on the host) detaches the old node and makes a new one.
  *  - Fids follow objects: renameat/rename rewrite the stored path of every node at or under the
  *    renamed path (QEMU's v9fs_fix_path); unlinkat/remove and rename-over mark the nodes of the
  *    removed path *detached*. A detached node keeps working through any open handle of it
- *    (fstat, and `/proc/self/fd/N` for chmod/chown/truncate/utimes/reopen). So that unopened
- *    fids of an object the guest unlinks keep working too (getattr/setattr/open/dup after
- *    unlink), the backend *pins* such a node just before unlinking it: an O_PATH fd (or the
- *    node's last open fd when it is closed while the node is detached), released at forget.
+ *    (fstat, and fd-relative calls for chmod/chown/truncate/utimes/xattrs/reopen). So that
+ *    unopened fids of an object the guest unlinks keep working too (getattr/setattr/open/dup
+ *    after unlink), the backend *pins* such a node just before unlinking it: an O_PATH fd (or
+ *    the node's last open fd when it is closed while the node is detached), released at forget.
  *    Objects removed by someone else on the host are not pinned: their unopened nodes answer
  *    ENOENT (dup still answers, from the last attributes read, with nlink 0).
  *  - qid.path (Stat.ino) is the host st_ino for objects on the root's device (and below 2^52);
  *    any other (dev, ino) pair — a mount point inside the export — is remapped to 2^52 + n
  *    through a Map that lives as long as the backend (stable, never reused).
  *  - readdir cookies are positions in a per-open snapshot of the directory ("." = 1, ".." = 2,
- *    entries 3..), taken at the first readdir and retaken whenever cookie 0 is asked for. They
- *    are stable for that open handle however the directory changes, which is what `rm -rf`
- *    needs (Linux reads one whole listing through one open fid). Entries removed since the
- *    snapshot are skipped (each entry is lstat'ed when emitted, for its ino and type).
+ *    entries 3..), taken (getdents64) at the first readdir and retaken whenever cookie 0 is
+ *    asked for. They are stable for that open handle however the directory changes, which is
+ *    what `rm -rf` needs (Linux reads one whole listing through one open fid). Entries removed
+ *    since the snapshot are skipped (each entry is fstatat'ed relative to the open directory fd).
  *  - Open flags are translated bit by bit from the Linux (x86) values to this host's
  *    fs.constants; O_NOFOLLOW and O_NONBLOCK are always added (a FIFO or tty must never block
  *    the server), O_CREAT is never passed by open. O_TRUNC is applied with ftruncate after the
  *    opened object was checked to be the node's inode.
- *  - Timestamps are read with nanosecond precision (bigint stats); Node's utimes takes
- *    fractional seconds and libuv rounds them to **microseconds**, so Tsetattr times are stored
- *    with µs precision, and setting only one of atime/mtime rewrites the other from its current
- *    value at µs precision. Times before 1970 cannot be set (Node maps negative times to now).
- *  - Not supported (EOPNOTSUPP), until the proxy helper provides them: xattrs (Node has no
- *    xattr API), mknod of FIFOs, sockets and devices (Node has no mknod; mknod of a regular file
- *    works), chmod of a symlink (Linux itself has none).
+ *  - Timestamps are read and written with nanosecond precision (utimensat; the time not given
+ *    is UTIME_OMIT). mknod makes FIFOs, sockets and devices (mknodat; devices need CAP_MKNOD),
+ *    xattrs are the host's (l*xattr through the confined resolution). chmod of a symlink is
+ *    EOPNOTSUPP (Linux itself has none).
  *  - Tsetattr changes only the fields it names: set-id bits the host kernel drops on chown are
  *    put back (the guest kernel sends its own mode change when it wants them dropped).
- *  - statfs reports the host's figures under the V9FS_MAGIC type; `destroy()` closes every fd.
+ *  - statfs reports the host's figures under the V9FS_MAGIC type; `destroy()` closes every fd
+ *    (the root fd included).
  *  - ownership: create/mkdir/symlink/mknod chown the new object to the given uid/gid (0xFFFFFFFF =
  *    not given) when running as root; as another user only the group is attempted, and EPERM is
  *    ignored (best effort). New objects get exactly mode & 0o7777 (the host umask is undone).
  *
  * Confinement ("the export root is a wall")
+ *  - Every host path operation goes through native/fsops.c relative to an O_PATH fd of the
+ *    export root, resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+ *    RESOLVE_NO_SYMLINKS) and the last component handled with one *at() call that never
+ *    follows it. No `..`, absolute path or symlink can leave the root — including a directory
+ *    that a process on the *host* swaps for a symlink after it was looked up (the kernel then
+ *    fails the resolution with ELOOP; the old path-string race of this backend is gone).
  *  - Names are single components: empty, '/' or NUL → ENOENT; "." and ".." are handled (lookup)
  *    or refused (everything else) here and never reach the host; ".." at the root is the root,
- *    elsewhere it is the parent of the stored path (never a path edit the kernel resolves).
- *  - The final component is never followed: lstat for lookup/getattr, O_NOFOLLOW for open and
- *    create, O_PATH|O_NOFOLLOW plus an inode check before chmod/chown/truncate/utimes via
- *    /proc/self/fd/N, lchown/lutimes for symlinks. Every opened object is fstat'ed and compared
- *    with the node's (dev, ino) before use.
- *  - Intermediate components are not re-checked: every node path is built only from components
- *    that were lstat'ed as directories when they were looked up, so the guest alone cannot make
- *    the host traverse a symlink. RESIDUAL RACE: a process on the *host* that swaps a directory
- *    inside the export for a symlink after it was looked up makes later path operations below
- *    it follow that symlink (possibly outside the export). Closing this needs openat/O_PATH
- *    resolution component by component, which Node does not offer; the proxy helper backend
- *    will do that. The same host-side swap can also retarget link() and rename() (path based).
+ *    elsewhere it is the parent of the stored path.
+ *  - Every opened object is fstat'ed and compared with the node's (dev, ino) before use.
+ *    link() and rename() name both ends by confined paths (parent fd + name): a host-side swap
+ *    can retarget them only to other objects inside the export.
  */
 import fs from 'node:fs';
-import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs } from './backend.js';
 import {
@@ -67,9 +62,10 @@ import {
   S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
 } from './backend.js';
 import {
-  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
-  EPERM, EROFS, toErrno,
+  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
+  EPERM, ERANGE, EROFS, P9Error, toErrno,
 } from '../errno.js';
+import { fsops, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
 
 const C = fs.constants;
 const NO_ID = 0xFFFFFFFF;
@@ -79,9 +75,10 @@ const O_PATH = 0o10000000;
 const L_O_DSYNC = 0o10000, L___O_SYNC = 0o4000000;
 /** qid.path values handed out for objects not on the root's device (or with huge inos). */
 const REMAP_BASE = 2 ** 52;
-const NS = 1000000000n;
 /** Rstatfs type: the guest sees a 9p file system, whatever the host's is */
 const V9FS_MAGIC = 0x01021997;
+/** largest xattr value / list we hand out (the 9P side caps values at 64 KiB) */
+const XATTR_MAX = 65536;
 
 export interface LocalBackendOptions {
   /** The host directory to export. */
@@ -89,6 +86,14 @@ export interface LocalBackendOptions {
   /** Refuse every mutating operation with EROFS. */
   readonly?: boolean;
 }
+
+/** A host stat: 16 × i64 in ProxyStat order (dev ino nlink mode uid gid rdev size blksize blocks
+ *  atime atimens mtime mtimens ctime ctimens), as native/fsops.c fills it. */
+type HS = BigInt64Array;
+const newHS = (): HS => new BigInt64Array(16);
+const hsIno = (s: HS): bigint => BigInt.asUintN(64, s[1]);
+const hsMode = (s: HS): number => Number(s[3]);
+const isDir = (s: HS): boolean => (hsMode(s) & S_IFMT) === S_IFDIR;
 
 /** A file-system object known to the guest. */
 class LNode {
@@ -101,7 +106,7 @@ class LNode {
   /** the attributes last read (what dup answers once the object is unreachable) */
   last: Stat | null = null;
   /** an O_PATH fd taken just before *we* unlinked / renamed over the object while the core
-   *  held the node: keeps the unlinked object reachable (fstat, /proc/self/fd/N) until forget */
+   *  held the node: keeps the unlinked object reachable until forget */
   pin = -1;
   constructor(
     public readonly id: number,
@@ -157,6 +162,12 @@ function fail(e: unknown): number {
   return -toErrno(e);
 }
 
+/** A native result: the value, or throw its errno. */
+function chk(r: number): number {
+  if (r < 0) throw new P9Error(-r);
+  return r;
+}
+
 /** Linux new_encode_dev from a glibc dev_t. */
 function encodeRdev(d: bigint): number {
   if (d === 0n) return 0;
@@ -165,27 +176,18 @@ function encodeRdev(d: bigint): number {
   return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }
 
-function splitNs(ns: bigint): [number, number] {
-  if (ns < 0n) return [0, 0];
-  const s = ns / NS;
-  return [Number(s), Number(ns - s * NS)];
+/** glibc dev_t (gnu_dev_makedev) from major/minor. */
+function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0), mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
 }
 
-/**
- * [sec, nsec] → the fractional seconds Node's utimes takes. libuv truncates to whole
- * microseconds, so aim at the middle of the microsecond: the double's rounding error (~120 ns
- * for today's dates) then cannot push it into the previous one.
- */
-function seconds(t: [number, number]): number {
-  return t[1] === 0 ? t[0] : t[0] + (Math.floor(t[1] / 1000) * 1000 + 500) / 1e9;
+function clampTime(s: bigint, ns: bigint): [number, number] {
+  if (s < 0n) return [0, 0];
+  return [Number(s), Number(ns)];
 }
 
-function nsSeconds(ns: bigint): number {
-  const [s, n] = splitNs(ns);
-  return seconds([s, n]);
-}
-
-const procFd = (fd: number): string => `/proc/self/fd/${fd}`;
+const bufOf = (rel: string): Buffer => Buffer.from(rel, 'latin1');
 
 const DOT = new Uint8Array([0x2e]);
 const DOTDOT = new Uint8Array([0x2e, 0x2e]);
@@ -198,6 +200,9 @@ export class LocalBackend implements Backend {
   private readonly ro: boolean;
   private readonly rootDev: bigint;
   private readonly isRoot: boolean;
+  private readonly F: FsOps;
+  /** O_PATH fd of the export root: every path is resolved beneath it */
+  private rootFd: number;
   private readonly nodes = new Map<number, LNode>();
   private readonly byPath = new Map<string, LNode>();
   private readonly freeIds: number[] = [];
@@ -208,6 +213,8 @@ export class LocalBackend implements Backend {
   private readonly remap = new Map<string, number>();
   private nextRemap = REMAP_BASE;
   private readonly rootNode: LNode;
+  /** scratch stat buffer for calls whose result is consumed at once */
+  private readonly tmp = newHS();
 
   constructor(opts: LocalBackendOptions) {
     const given = path.resolve(opts.root);
@@ -215,17 +222,30 @@ export class LocalBackend implements Backend {
     this.rootKey = real.toString('latin1');
     this.givenKey = Buffer.from(given).toString('latin1');
     this.ro = opts.readonly === true;
-    const st = fs.lstatSync(real, { bigint: true });
-    if (!st.isDirectory()) throw Object.assign(new Error(`not a directory: ${given}`), { code: 'ENOTDIR' });
-    this.rootDev = st.dev;
+    this.F = fsops();
+    const fd = this.F.openRoot(real);
+    if (fd < 0) throw Object.assign(new Error(`cannot open the export root ${given}: errno ${-fd}`), { code: toCode(-fd) });
+    this.rootFd = fd;
+    const st = newHS();
+    chk(this.F.fstat(fd, st));
+    this.rootDev = st[0];
     this.isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     this.rootNode = this.newNode('', st);
   }
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private abs(rel: string): Buffer {
-    return Buffer.from(rel === '' ? this.rootKey : this.rootKey + '/' + rel, 'latin1');
+  /** lstat of rel beneath the root; null when it does not exist (other errors throw). */
+  private lst(rel: string, out: HS = newHS()): HS | null {
+    const r = this.F.stat(this.rootFd, bufOf(rel), out);
+    if (r === -ENOENT) return null;
+    chk(r);
+    return out;
+  }
+
+  private fst(fd: number, out: HS = newHS()): HS {
+    chk(this.F.fstat(fd, out));
+    return out;
   }
 
   private qino(dev: bigint, ino: bigint): number {
@@ -236,37 +256,41 @@ export class LocalBackend implements Backend {
     return q;
   }
 
-  private toStat(st: BigIntStats): Stat {
-    const [as, an] = splitNs(st.atimeNs);
-    const [ms, mn] = splitNs(st.mtimeNs);
-    const [cs, cn] = splitNs(st.ctimeNs);
+  private toStat(st: HS): Stat {
+    const [as, an] = clampTime(st[10], st[11]);
+    const [ms, mn] = clampTime(st[12], st[13]);
+    const [cs, cn] = clampTime(st[14], st[15]);
     return {
-      ino: this.qino(st.dev, st.ino), mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid),
-      nlink: Number(st.nlink), rdev: encodeRdev(st.rdev), size: Number(st.size),
-      blksize: Number(st.blksize), blocks: Number(st.blocks),
+      ino: this.qino(st[0], hsIno(st)), mode: hsMode(st), uid: Number(st[4]), gid: Number(st[5]),
+      nlink: Number(st[2]), rdev: encodeRdev(BigInt.asUintN(64, st[6])), size: Number(st[7]),
+      blksize: Number(st[8]), blocks: Number(st[9]),
       atimeSec: as, atimeNsec: an, mtimeSec: ms, mtimeNsec: mn, ctimeSec: cs, ctimeNsec: cn,
     };
   }
 
-  private entry(n: LNode, st: BigIntStats): Entry {
+  private entry(n: LNode, st: HS): Entry {
     const e = this.toStat(st) as Entry;
     n.last = e;
     e.node = n.id;
     return e;
   }
 
-  private newNode(rel: string, st: BigIntStats): LNode {
+  private newNode(rel: string, st: HS): LNode {
     const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.nextId++;
-    const n = new LNode(id, rel, st.dev, st.ino, Number(st.mode) & S_IFMT, this.qino(st.dev, st.ino));
+    const n = new LNode(id, rel, st[0], hsIno(st), hsMode(st) & S_IFMT, this.qino(st[0], hsIno(st)));
     this.nodes.set(id, n);
     this.byPath.set(rel, n);
     return n;
   }
 
+  private same(n: LNode, st: HS): boolean {
+    return st[0] === n.dev && hsIno(st) === n.hino;
+  }
+
   /** The node for `rel` whose lstat is `st`, with one more reference. */
-  private getNode(rel: string, st: BigIntStats): LNode {
+  private getNode(rel: string, st: HS): LNode {
     let n = this.byPath.get(rel);
-    if (n !== undefined && (n.dev !== st.dev || n.hino !== st.ino)) {
+    if (n !== undefined && !this.same(n, st)) {
       if (n === this.rootNode) throw Object.assign(new Error('export root replaced'), { code: 'ESTALE' });
       this.detach(n);
       n = undefined;
@@ -310,11 +334,11 @@ export class LocalBackend implements Backend {
   }
 
   /** After a successful rename oldRel → newRel: the fids follow (QEMU v9fs_fix_path). */
-  private movePaths(oldRel: string, newRel: string, isDir: boolean, replacedDir: boolean): void {
+  private movePaths(oldRel: string, newRel: string, isDirectory: boolean, replacedDir: boolean): void {
     this.detachPath(newRel, replacedDir);
     const n = this.byPath.get(oldRel);
     if (n !== undefined) { this.byPath.delete(oldRel); n.path = newRel; this.byPath.set(newRel, n); }
-    if (!isDir) return;
+    if (!isDirectory) return;
     const pre = oldRel + '/';
     const moved: LNode[] = [];
     for (const [k, m] of this.byPath) if (k.startsWith(pre)) moved.push(m);
@@ -336,7 +360,7 @@ export class LocalBackend implements Backend {
     if (n.pin >= 0) {
       const fd = n.pin;
       n.pin = -1;
-      try { fs.closeSync(fd); } catch { /* gone either way */ }
+      this.F.close(fd);
     }
   }
 
@@ -344,6 +368,15 @@ export class LocalBackend implements Backend {
   private anyFd(n: LNode): number {
     for (const f of n.files) return f.fd;
     return n.pin;
+  }
+
+  /** A fresh O_PATH|O_NOFOLLOW fd of rel checked to be the node's inode, or -1. */
+  private pathFd(n: LNode, rel: string): number {
+    const fd = this.F.open(this.rootFd, bufOf(rel), O_PATH | C.O_NOFOLLOW, 0, 0);
+    if (fd < 0) return -1;
+    if (this.F.fstat(fd, this.tmp) === 0 && this.same(n, this.tmp)) return fd;
+    this.F.close(fd);
+    return -1;
   }
 
   /**
@@ -355,13 +388,8 @@ export class LocalBackend implements Backend {
   private pinPath(rel: string): void {
     const n = this.byPath.get(rel);
     if (n === undefined || n.refs === 0 || n.files.size > 0 || n.pin >= 0) return;
-    let fd = -1;
-    try {
-      fd = fs.openSync(this.abs(rel), O_PATH | C.O_NOFOLLOW);
-      const st = fs.fstatSync(fd, { bigint: true });
-      if (st.dev === n.dev && st.ino === n.hino) { n.pin = fd; fd = -1; }
-    } catch { /* not pinned */ }
-    if (fd >= 0) fs.closeSync(fd);
+    const fd = this.pathFd(n, rel);
+    if (fd >= 0) n.pin = fd;
   }
 
   /** Undo pinPath when the operation failed (the object is still linked). */
@@ -370,14 +398,14 @@ export class LocalBackend implements Backend {
     if (n === undefined || n.pin < 0) return;
     const fd = n.pin;
     n.pin = -1;
-    fs.closeSync(fd);
+    this.F.close(fd);
   }
 
   /** lstat of the node's path, checked to still be the node's inode (else the node is detached). */
-  private liveStat(n: LNode): BigIntStats | null {
+  private liveStat(n: LNode): HS | null {
     if (n.detached) return null;
-    const st = fs.lstatSync(this.abs(n.path), { bigint: true, throwIfNoEntry: false });
-    if (st === undefined || st.dev !== n.dev || st.ino !== n.hino) {
+    const st = this.lst(n.path);
+    if (st === null || !this.same(n, st)) {
       if (n !== this.rootNode) this.detach(n);
       return null;
     }
@@ -385,24 +413,17 @@ export class LocalBackend implements Backend {
   }
 
   /**
-   * A path that names exactly the node's object (never a symlink's target):
-   * /proc/self/fd/N of an open handle, or of a fresh O_PATH|O_NOFOLLOW fd checked against the
-   * node's inode. Call `done()` afterwards. -ENOENT when the object is unreachable.
+   * An fd that names exactly the node's object (never a symlink's target): an open handle, its
+   * pin, or a fresh O_PATH|O_NOFOLLOW fd checked against the node's inode. fsops calls with
+   * (fd, "") then act on that object. Call `done()` afterwards. -ENOENT when unreachable.
    */
-  private handle(n: LNode): { p: string; done: () => void } | number {
+  private handle(n: LNode): { fd: number; done: () => void } | number {
     const fd0 = this.anyFd(n);
-    if (fd0 >= 0) return { p: procFd(fd0), done: () => {} };
+    if (fd0 >= 0) return { fd: fd0, done: () => {} };
     if (n.detached) return -ENOENT;
-    const fd = fs.openSync(this.abs(n.path), O_PATH | C.O_NOFOLLOW);
-    let ok = false;
-    try {
-      const st = fs.fstatSync(fd, { bigint: true });
-      ok = st.dev === n.dev && st.ino === n.hino;
-    } finally {
-      if (!ok) fs.closeSync(fd);
-    }
-    if (!ok) { if (n !== this.rootNode) this.detach(n); return -ENOENT; }
-    return { p: procFd(fd), done: () => fs.closeSync(fd) };
+    const fd = this.pathFd(n, n.path);
+    if (fd < 0) { if (n !== this.rootNode) this.detach(n); return -ENOENT; }
+    return { fd, done: () => { this.F.close(fd); } };
   }
 
   /** Linux open flags → host flags (no O_CREAT/O_EXCL/O_TRUNC; + O_NOFOLLOW|O_NONBLOCK). */
@@ -441,39 +462,33 @@ export class LocalBackend implements Backend {
     }
     let fd = -1;
     if (!n.detached) {
-      fd = fs.openSync(this.abs(n.path), hf);
-      let ok = false;
-      try {
-        const st = fs.fstatSync(fd, { bigint: true });
-        ok = st.dev === n.dev && st.ino === n.hino;
-      } finally {
-        if (!ok) fs.closeSync(fd);
+      fd = this.F.open(this.rootFd, bufOf(n.path), hf, 0, 0);
+      if (fd < 0 && fd !== -ENOENT) return fd;
+      if (fd >= 0 && !(this.F.fstat(fd, this.tmp) === 0 && this.same(n, this.tmp))) {
+        this.F.close(fd);
+        fd = -1;
       }
-      if (!ok) { fd = -1; if (n !== this.rootNode) this.detach(n); }
+      if (fd < 0 && n !== this.rootNode) this.detach(n);
     }
     if (fd < 0) {
       // unlinked (or replaced on the host): reopen the object through one of its open handles
       const via = this.anyFd(n);
       if (via < 0) return -ENOENT;
-      fd = fs.openSync(procFd(via), hf & ~C.O_NOFOLLOW);
+      fd = fs.openSync(`/proc/self/fd/${via}`, hf & ~C.O_NOFOLLOW);
     }
     if ((flags & O_TRUNC) && acc !== O_RDONLY && t === S_IFREG) {
-      try { fs.ftruncateSync(fd, 0); } catch (e) { fs.closeSync(fd); throw e; }
+      try { fs.ftruncateSync(fd, 0); } catch (e) { this.F.close(fd); throw e; }
     }
     return fd;
   }
 
-  /** chown the just-created object (fd or path) as far as we may: best effort. */
-  private chownNew(uid: number, gid: number, fd: number, p: Buffer | null): void {
+  /** chown the just-created object (fd, or dirfd + path) as far as we may: best effort. */
+  private chownNew(uid: number, gid: number, fd: number, p: string | null): void {
     const u = this.isRoot && uid !== NO_ID ? uid : -1;
     const g = gid !== NO_ID ? gid : -1;
     if (u === -1 && g === -1) return;
-    try {
-      if (p !== null) fs.lchownSync(p, u, g); else fs.fchownSync(fd, u, g);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== 'EPERM' && code !== 'EINVAL') throw e;
-    }
+    const r = p !== null ? this.F.chown(this.rootFd, bufOf(p), u, g) : this.F.chown(fd, '', u, g);
+    if (r < 0 && r !== -EPERM && r !== -EINVAL) chk(r);
   }
 
   /** A name that may be created in `d`: its key, or -errno. */
@@ -494,17 +509,18 @@ export class LocalBackend implements Backend {
         if (s.startsWith(pre + '/')) { s = s.slice(pre.length + 1); break; }
       }
       let rel = '';
-      let st: BigIntStats | undefined;
+      let st: HS | null = null;
       for (const part of s.split('/')) {
         if (part === '' || part === '.') continue;
-        if (part === '..') { rel = dirname(rel); st = undefined; continue; }
+        if (part === '..') { rel = dirname(rel); st = null; continue; }
         rel = join(rel, part);
-        st = fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false });
-        if (st === undefined) return -ENOENT;
-        if (!st.isDirectory()) return -ENOTDIR;
+        st = this.lst(rel);
+        if (st === null) return -ENOENT;
+        if (!isDir(st)) return -ENOTDIR;
       }
-      if (st === undefined) st = fs.lstatSync(this.abs(rel), { bigint: true });
-      if (!st.isDirectory()) return -ENOTDIR;
+      if (st === null) st = this.lst(rel);
+      if (st === null) return -ENOENT;
+      if (!isDir(st)) return -ENOTDIR;
       return this.entry(this.getNode(rel, st), st);
     } catch (e) { return fail(e); }
   }
@@ -523,10 +539,10 @@ export class LocalBackend implements Backend {
         return this.entry(d, st);
       }
       if (d.detached) return -ENOENT;
-      const rel = k === 2 ? dirname(d.path) : join(d.path, keyOf(name));
       if (k === 2 && d === this.rootNode) return this.lookup(dir, DOT);
-      const st = fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false });
-      if (st === undefined) return -ENOENT;
+      const rel = k === 2 ? dirname(d.path) : join(d.path, keyOf(name));
+      const st = this.lst(rel);
+      if (st === null) return -ENOENT;
       return this.entry(this.getNode(rel, st), st);
     } catch (e) { return fail(e); }
   }
@@ -560,9 +576,9 @@ export class LocalBackend implements Backend {
   }
 
   /** Attributes of the node's object: through an open handle if any, else lstat of its path. */
-  private stat(n: LNode): BigIntStats | number {
+  private stat(n: LNode): HS | number {
     const fd = this.anyFd(n);
-    if (fd >= 0) return fs.fstatSync(fd, { bigint: true });
+    if (fd >= 0) return this.fst(fd);
     return this.liveStat(n) ?? -ENOENT;
   }
 
@@ -586,54 +602,40 @@ export class LocalBackend implements Backend {
       if (t !== S_IFREG) return -EINVAL;
       if (attr.size < 0) return -EINVAL;
     }
+    if (t === S_IFLNK && attr.mode !== undefined) return -EOPNOTSUPP;
     const uid = attr.uid !== undefined && attr.uid !== NO_ID ? attr.uid : -1;
     const gid = attr.gid !== undefined && attr.gid !== NO_ID ? attr.gid : -1;
     const times = attr.atime !== undefined || attr.mtime !== undefined;
     const other = uid !== -1 || gid !== -1 || attr.mode !== undefined || attr.size !== undefined || times;
     try {
-      if (t === S_IFLNK) {
-        // symlinks are never opened: lchown/lutimes on the path (never follow)
-        if (attr.mode !== undefined) return -EOPNOTSUPP;
-        const st = this.liveStat(n);
-        if (st === null) return -ENOENT;
-        const p = this.abs(n.path);
-        if (uid !== -1 || gid !== -1 || (attr.ctime && !other)) fs.lchownSync(p, uid, gid);
-        if (times) {
-          fs.lutimesSync(p, attr.atime ? seconds(attr.atime) : nsSeconds(st.atimeNs),
-            attr.mtime ? seconds(attr.mtime) : nsSeconds(st.mtimeNs));
-        }
-        return 0;
-      }
+      // every call below acts on exactly the node's object: (its fd, "") — never a path a
+      // symlink could redirect (a symlink's O_PATH fd names the link itself)
       const h = this.handle(n);
       if (typeof h === 'number') return h;
+      const F = this.F, fd = h.fd;
       try {
         if (uid !== -1 || gid !== -1) {
           // Tsetattr changes only what it names: the host kernel drops set-id bits on chown, the
           // guest kernel already sent a mode change if it wanted them dropped — restore them
-          const before = attr.mode === undefined && t !== S_IFDIR ? Number(fs.statSync(h.p).mode) & 0o7777 : 0;
-          fs.chownSync(h.p, uid, gid);
+          const before = attr.mode === undefined && t !== S_IFDIR && t !== S_IFLNK ? hsMode(this.fst(fd)) & 0o7777 : 0;
+          chk(F.chown(fd, '', uid, gid));
           if (before & 0o6000) {
-            try { fs.chmodSync(h.p, before); } catch (e) { if ((e as { code?: string }).code !== 'EPERM') throw e; }
+            const r = F.chmod(fd, '', before);
+            if (r < 0 && r !== -EPERM) chk(r);
           }
         }
-        if (attr.mode !== undefined) fs.chmodSync(h.p, attr.mode & 0o7777);
-        if (attr.size !== undefined) {
-          const w = fs.openSync(h.p, C.O_WRONLY | C.O_NONBLOCK);
-          try { fs.ftruncateSync(w, attr.size); } finally { fs.closeSync(w); }
-        }
+        if (attr.mode !== undefined) chk(F.chmod(fd, '', attr.mode & 0o7777));
+        if (attr.size !== undefined) chk(F.truncate(fd, '', attr.size));
         if (times) {
-          let a = attr.atime, m = attr.mtime;
-          if (a === undefined || m === undefined) {
-            const st = fs.statSync(h.p, { bigint: true });
-            a ??= splitNs(st.atimeNs);
-            m ??= splitNs(st.mtimeNs);
-          }
-          fs.utimesSync(h.p, seconds(a), seconds(m));
+          const a = attr.atime ?? [0, UTIME_OMIT];
+          const m = attr.mtime ?? [0, UTIME_OMIT];
+          chk(F.utimes(fd, '', a[0], a[1], m[0], m[1]));
         }
         if (attr.ctime && !other) {
-          // touch ctime only: chmod to the current mode (chown(-1,-1) would drop set-id bits)
-          const st = fs.statSync(h.p, { bigint: true });
-          fs.chmodSync(h.p, Number(st.mode) & 0o7777);
+          // touch ctime only: for a symlink chown(-1,-1), else chmod to the current mode
+          // (chown(-1,-1) would drop set-id bits)
+          if (t === S_IFLNK) chk(F.chown(fd, '', -1, -1));
+          else chk(F.chmod(fd, '', hsMode(this.fst(fd)) & 0o7777));
         }
       } finally { h.done(); }
       return 0;
@@ -659,38 +661,35 @@ export class LocalBackend implements Backend {
     const acc = flags & O_ACCMODE;
     if (acc === O_ACCMODE) return -EINVAL;
     const rel = join(d.path, key);
-    const p = this.abs(rel);
+    const p = bufOf(rel);
     try {
       const hf = this.hostFlags(flags);
-      let fd: number;
       let created = false;
-      try {
-        fd = fs.openSync(p, hf | C.O_CREAT | C.O_EXCL, mode & 0o7777);
-        created = true;
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'EEXIST' || (flags & O_EXCL)) throw e;
-        fd = fs.openSync(p, hf);
-      }
+      let fd = this.F.open(this.rootFd, p, hf | C.O_CREAT | C.O_EXCL, mode & 0o7777, 0);
+      if (fd >= 0) created = true;
+      else if (fd === -EEXIST && !(flags & O_EXCL)) fd = this.F.open(this.rootFd, p, hf, 0, 0);
+      chk(fd);
       let fh = 0;
       try {
         if (created) {
           this.chownNew(uid, gid, fd, null);
-          fs.fchmodSync(fd, mode & 0o7777); // undo the umask (and restore set-id bits after chown)
+          chk(this.F.chmod(fd, '', mode & 0o7777)); // undo the umask (and restore set-id bits after chown)
         }
-        const st = fs.fstatSync(fd, { bigint: true });
-        const t = Number(st.mode) & S_IFMT;
+        let st = this.fst(fd);
+        const t = hsMode(st) & S_IFMT;
         if (t === S_IFDIR) return -EISDIR;
         if (!created && (flags & O_TRUNC) && acc !== O_RDONLY && t === S_IFREG) {
           fs.ftruncateSync(fd, 0);
+          st = this.fst(fd);
         }
         const n = this.getNode(rel, st);
         fh = this.addFile(fd, n);
-        const out = this.toStat(created || !(flags & O_TRUNC) ? st : fs.fstatSync(fd, { bigint: true })) as Created;
+        const out = this.toStat(st) as Created;
         out.node = n.id;
         out.fh = fh;
         return out;
       } finally {
-        if (fh === 0) fs.closeSync(fd);
+        if (fh === 0) this.F.close(fd);
       }
     } catch (e) { return fail(e); }
   }
@@ -719,32 +718,47 @@ export class LocalBackend implements Backend {
     } catch (e) { return fail(e); }
   }
 
+  /** Names of the open directory (getdents64 on its fd), without "." and "..". */
+  private snapshot(fd: number): Buffer[] {
+    const r = this.F.readdir(fd, 0, 0);
+    if (typeof r === 'number') chk(r);
+    const a = r as (bigint | Buffer | number)[];
+    const out: Buffer[] = [];
+    for (let i = 1; i + 3 < a.length + 1 && i < a.length; i += 4) {
+      const name = a[i] as Buffer;
+      if (name.length <= 2 && name[0] === 0x2e && (name.length === 1 || name[1] === 0x2e)) continue;
+      out.push(name);
+    }
+    return out;
+  }
+
   readdir(fh: Fh, cookie: number, sink: DirSink): number {
     const f = this.fhs.get(fh);
     if (f === undefined) return -EBADF;
     const d = f.node;
     if (d.type !== S_IFDIR) return -ENOTDIR;
     try {
-      const base = procFd(f.fd);
-      if (cookie === 0 || f.snap === null) f.snap = fs.readdirSync(base, { encoding: 'buffer' });
+      if (cookie === 0 || f.snap === null) f.snap = this.snapshot(f.fd);
       if (cookie < 1) {
         if (!sink.push(d.ino, 1, S_IFDIR >> 12, DOT)) return 0;
       }
       if (cookie < 2) {
         let pino = d.ino;
         if (d !== this.rootNode && !d.detached) {
-          const pst = fs.lstatSync(this.abs(dirname(d.path)), { bigint: true, throwIfNoEntry: false });
-          if (pst !== undefined) pino = this.qino(pst.dev, pst.ino);
+          const pst = this.lst(dirname(d.path), this.tmp);
+          if (pst !== null) pino = this.qino(pst[0], hsIno(pst));
         }
         if (!sink.push(pino, 2, S_IFDIR >> 12, DOTDOT)) return 0;
       }
       const snap = f.snap;
-      const pre = Buffer.from(base + '/');
+      const st = this.tmp;
       for (let i = Math.max(0, cookie - 2); i < snap.length; i++) {
         const name = snap[i];
-        const st = fs.lstatSync(Buffer.concat([pre, name]), { bigint: true, throwIfNoEntry: false });
-        if (st === undefined) continue; // removed since the snapshot
-        if (!sink.push(this.qino(st.dev, st.ino), i + 3, (Number(st.mode) >> 12) & 15, name)) break;
+        // one component relative to the open directory fd: no path, nothing followed
+        const r = this.F.stat(f.fd, name, st);
+        if (r === -ENOENT) continue; // removed since the snapshot
+        chk(r);
+        if (!sink.push(this.qino(st[0], hsIno(st)), i + 3, (hsMode(st) >> 12) & 15, name)) break;
         if (f.snap !== snap) break; // re-entered from the sink: stop safely
       }
       return 0;
@@ -757,10 +771,27 @@ export class LocalBackend implements Backend {
     if (n.type !== S_IFLNK) return -EINVAL;
     if (n.detached) return -ENOENT;
     try {
-      const t = fs.readlinkSync(this.abs(n.path), { encoding: 'buffer' });
-      // check it is still the node's symlink (replaced on the host → ENOENT)
-      return this.liveStat(n) === null ? -ENOENT : t;
+      const h = this.handle(n);
+      if (typeof h === 'number') return h;
+      try {
+        // readlinkat(O_PATH fd of the link, "") through the parent: the node's own link
+        const t = this.F.readlink(this.rootFd, bufOf(n.path));
+        if (typeof t === 'number') return t;
+        // check it is still the node's symlink (replaced on the host → ENOENT)
+        return this.liveStat(n) === null ? -ENOENT : t;
+      } finally { h.done(); }
     } catch (e) { return fail(e); }
+  }
+
+  /** After creating rel: chown (as far as allowed), exact mode, stat — all on the new object. */
+  private finishNew(rel: string, mode: number | null, uid: number, gid: number): Stat {
+    const p = bufOf(rel);
+    const fd = chk(this.F.open(this.rootFd, p, O_PATH | C.O_NOFOLLOW, 0, 0));
+    try {
+      this.chownNew(uid, gid, fd, null);
+      if (mode !== null) chk(this.F.chmod(fd, '', mode & 0o7777)); // undo the umask, restore set-id bits
+      return this.toStat(this.fst(fd));
+    } finally { this.F.close(fd); }
   }
 
   mkdir(dir: Node, name: Uint8Array, mode: number, uid: number, gid: number): Stat | number {
@@ -769,15 +800,10 @@ export class LocalBackend implements Backend {
     if (this.ro) return -EROFS;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
-    const p = this.abs(join(d.path, key));
+    const rel = join(d.path, key);
     try {
-      fs.mkdirSync(p, mode & 0o7777);
-      const fd = fs.openSync(p, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK);
-      try {
-        this.chownNew(uid, gid, fd, null);
-        fs.fchmodSync(fd, mode & 0o7777);
-        return this.toStat(fs.fstatSync(fd, { bigint: true }));
-      } finally { fs.closeSync(fd); }
+      chk(this.F.mkdir(this.rootFd, bufOf(rel), mode & 0o7777));
+      return this.finishNew(rel, mode, uid, gid);
     } catch (e) { return fail(e); }
   }
 
@@ -787,15 +813,16 @@ export class LocalBackend implements Backend {
     if (this.ro) return -EROFS;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
-    const p = this.abs(join(d.path, key));
+    if (target.length === 0) return -ENOENT;
+    for (let i = 0; i < target.length; i++) if (target[i] === 0) return -EINVAL;
+    const rel = join(d.path, key);
     try {
-      fs.symlinkSync(Buffer.from(target), p);
-      this.chownNew(uid, gid, -1, p);
-      return this.toStat(fs.lstatSync(p, { bigint: true }));
+      chk(this.F.symlink(target, this.rootFd, bufOf(rel)));
+      return this.finishNew(rel, null, uid, gid);
     } catch (e) { return fail(e); }
   }
 
-  mknod(dir: Node, name: Uint8Array, mode: number, _major: number, _minor: number, uid: number, gid: number): Stat | number {
+  mknod(dir: Node, name: Uint8Array, mode: number, major: number, minor: number, uid: number, gid: number): Stat | number {
     const d = this.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
@@ -805,18 +832,11 @@ export class LocalBackend implements Backend {
     if (type !== S_IFREG && type !== S_IFCHR && type !== S_IFBLK && type !== S_IFIFO && type !== S_IFSOCK) return -EINVAL;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
-    const p = this.abs(join(d.path, key));
+    const rel = join(d.path, key);
     try {
-      // Node has no mknod(2): only regular files can be made here
-      if (type !== S_IFREG) {
-        return fs.lstatSync(p, { bigint: true, throwIfNoEntry: false }) === undefined ? -EOPNOTSUPP : -EEXIST;
-      }
-      const fd = fs.openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_NONBLOCK, mode & 0o7777);
-      try {
-        this.chownNew(uid, gid, fd, null);
-        fs.fchmodSync(fd, mode & 0o7777);
-        return this.toStat(fs.fstatSync(fd, { bigint: true }));
-      } finally { fs.closeSync(fd); }
+      const rdev = type === S_IFCHR || type === S_IFBLK ? makedev(major, minor) : 0n;
+      chk(this.F.mknod(this.rootFd, bufOf(rel), type | (mode & 0o7777), rdev));
+      return this.finishNew(rel, mode, uid, gid);
     } catch (e) { return fail(e); }
   }
 
@@ -831,27 +851,26 @@ export class LocalBackend implements Backend {
     if (typeof key === 'number') return key;
     try {
       if (this.liveStat(t) === null) return -ENOENT;
-      // link(2) does not follow a symlink `target`
-      fs.linkSync(this.abs(t.path), this.abs(join(d.path, key)));
-      return 0;
+      // linkat(2) without AT_SYMLINK_FOLLOW: a symlink `target` is linked itself
+      return chk(this.F.link(this.rootFd, bufOf(t.path), this.rootFd, bufOf(join(d.path, key))));
     } catch (e) { return fail(e); }
   }
 
   /** rename(2) of oldRel → newRel plus the fid fixups. `expect`: the inode the source must be. */
   private doRename(oldRel: string, newRel: string, expect: LNode | null): number {
     if (oldRel === '') return -EBUSY;
-    const op = this.abs(oldRel), np = this.abs(newRel);
-    const ost = fs.lstatSync(op, { bigint: true, throwIfNoEntry: false });
-    if (ost === undefined) return -ENOENT;
-    if (expect !== null && (ost.dev !== expect.dev || ost.ino !== expect.hino)) {
+    const ost = this.lst(oldRel);
+    if (ost === null) return -ENOENT;
+    if (expect !== null && !this.same(expect, ost)) {
       this.detach(expect);
       return -ENOENT;
     }
-    const nst = fs.lstatSync(np, { bigint: true, throwIfNoEntry: false });
-    if (nst !== undefined && nst.dev === ost.dev && nst.ino === ost.ino) return 0; // same inode: no-op
-    if (nst !== undefined) this.pinPath(newRel);
-    try { fs.renameSync(op, np); } catch (e) { if (nst !== undefined) this.unpin(newRel); throw e; }
-    this.movePaths(oldRel, newRel, ost.isDirectory(), nst !== undefined && nst.isDirectory());
+    const nst = this.lst(newRel);
+    if (nst !== null && nst[0] === ost[0] && hsIno(nst) === hsIno(ost)) return 0; // same inode: no-op
+    if (nst !== null) this.pinPath(newRel);
+    const r = this.F.rename(this.rootFd, bufOf(oldRel), this.rootFd, bufOf(newRel), 0);
+    if (r < 0) { if (nst !== null) this.unpin(newRel); return r; }
+    this.movePaths(oldRel, newRel, isDir(ost), nst !== null && isDir(nst));
     return 0;
   }
 
@@ -896,10 +915,9 @@ export class LocalBackend implements Backend {
     const rel = join(d.path, keyOf(name));
     try {
       this.pinPath(rel);
-      try {
-        if (flags & AT_REMOVEDIR) fs.rmdirSync(this.abs(rel));
-        else fs.unlinkSync(this.abs(rel)); // Linux: EISDIR for a directory
-      } catch (e) { this.unpin(rel); throw e; }
+      // Linux unlink: EISDIR for a directory
+      const r = this.F.unlink(this.rootFd, bufOf(rel), (flags & AT_REMOVEDIR) ? AT_REMOVEDIR : 0);
+      if (r < 0) { this.unpin(rel); return r; }
       this.detachPath(rel, (flags & AT_REMOVEDIR) !== 0);
       return 0;
     } catch (e) { return fail(e); }
@@ -912,13 +930,12 @@ export class LocalBackend implements Backend {
     if (n === this.rootNode) return -EBUSY;
     try {
       if (this.liveStat(n) === null) return -ENOENT;
-      const isDir = n.type === S_IFDIR;
+      const dirp = n.type === S_IFDIR;
       const rel = n.path;
       this.pinPath(rel);
-      try {
-        if (isDir) fs.rmdirSync(this.abs(rel)); else fs.unlinkSync(this.abs(rel));
-      } catch (e) { this.unpin(rel); throw e; }
-      this.detachPath(rel, isDir);
+      const r = this.F.unlink(this.rootFd, bufOf(rel), dirp ? AT_REMOVEDIR : 0);
+      if (r < 0) { this.unpin(rel); return r; }
+      this.detachPath(rel, dirp);
       return 0;
     } catch (e) { return fail(e); }
   }
@@ -937,34 +954,74 @@ export class LocalBackend implements Backend {
     if (n === null) return -EBADF;
     try {
       const fd = this.anyFd(n);
-      // (statfs follows symlinks: ask about a symlink's directory instead)
-      const p = fd >= 0 ? procFd(fd) : n.detached ? this.abs('')
-        : this.abs(n.type === S_IFLNK ? dirname(n.path) : n.path);
-      const s = fs.statfsSync(p);
+      const s = new BigInt64Array(11);
+      if (fd >= 0) chk(this.F.statfs(fd, '', s));
+      else chk(this.F.statfs(this.rootFd, bufOf(n.detached ? '' : n.path), s));
       return {
-        type: V9FS_MAGIC, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
-        files: s.files, ffree: s.ffree, fsid: Number(this.rootDev & 0xFFFFFFFFn), namelen: 255,
+        type: V9FS_MAGIC, bsize: Number(s[1]), blocks: Number(s[2]), bfree: Number(s[3]), bavail: Number(s[4]),
+        files: Number(s[5]), ffree: Number(s[6]), fsid: Number(this.rootDev & 0xFFFFFFFFn), namelen: 255,
       };
     } catch (e) { return fail(e); }
   }
 
-  // Node has no xattr API: the proxy helper backend provides xattrs.
-  getxattr(node: Node, _name: Uint8Array): Uint8Array | number {
-    return this.ref(node) === null ? -EBADF : -EOPNOTSUPP;
+  // ---- xattrs: the host's, on exactly the node's object ------------------------------------
+
+  private withHandle<T>(node: Node, fn: (fd: number) => T | number): T | number {
+    const n = this.ref(node);
+    if (n === null) return -EBADF;
+    try {
+      const h = this.handle(n);
+      if (typeof h === 'number') return h;
+      try { return fn(h.fd); } finally { h.done(); }
+    } catch (e) { return fail(e); }
+  }
+
+  getxattr(node: Node, name: Uint8Array): Uint8Array | number {
+    return this.withHandle(node, (fd) => {
+      for (let tries = 0; tries < 4; tries++) {
+        const len = this.F.getxattr(fd, '', name, 0) as number;
+        if (len < 0) return len;
+        if (len === 0) return new Uint8Array(0);
+        if (len > XATTR_MAX) return -E2BIG;
+        const v = this.F.getxattr(fd, '', name, len);
+        if (v === -ERANGE) continue; // grew in between
+        return v;
+      }
+      return -ERANGE;
+    });
   }
 
   listxattr(node: Node): Uint8Array[] | number {
-    return this.ref(node) === null ? -EBADF : -EOPNOTSUPP;
+    return this.withHandle(node, (fd) => {
+      for (let tries = 0; tries < 4; tries++) {
+        const len = this.F.listxattr(fd, '', 0) as number;
+        if (len < 0) return len;
+        if (len === 0) return [];
+        const v = this.F.listxattr(fd, '', len);
+        if (v === -ERANGE) continue;
+        if (typeof v === 'number') return v;
+        const out: Uint8Array[] = [];
+        let s = 0;
+        for (let i = 0; i < v.length; i++) {
+          if (v[i] === 0) { if (i > s) out.push(v.subarray(s, i)); s = i + 1; }
+        }
+        if (s < v.length) out.push(v.subarray(s));
+        return out;
+      }
+      return -ERANGE;
+    });
   }
 
-  setxattr(node: Node, _name: Uint8Array, _value: Uint8Array, _flags: number): number {
+  setxattr(node: Node, name: Uint8Array, value: Uint8Array, flags: number): number {
     if (this.ref(node) === null) return -EBADF;
-    return this.ro ? -EROFS : -EOPNOTSUPP;
+    if (this.ro) return -EROFS;
+    return this.withHandle(node, (fd) => this.F.setxattr(fd, '', name, value, flags));
   }
 
-  removexattr(node: Node, _name: Uint8Array): number {
+  removexattr(node: Node, name: Uint8Array): number {
     if (this.ref(node) === null) return -EBADF;
-    return this.ro ? -EROFS : -EOPNOTSUPP;
+    if (this.ro) return -EROFS;
+    return this.withHandle(node, (fd) => this.F.removexattr(fd, '', name));
   }
 
   close(fh: Fh): number {
@@ -980,7 +1037,7 @@ export class LocalBackend implements Backend {
       return 0;
     }
     this.maybeFree(n);
-    try { fs.closeSync(f.fd); } catch { /* the fd is gone either way */ }
+    this.F.close(f.fd);
     return 0;
   }
 
@@ -991,12 +1048,13 @@ export class LocalBackend implements Backend {
     if (n.refs === 0) this.maybeFree(n);
   }
 
-  /** Close every open handle and pin (the backend must not be used afterwards). */
+  /** Close every open handle, pin and the root fd (the backend must not be used afterwards). */
   destroy(): void {
     for (const fh of [...this.fhs.keys()]) this.close(fh);
     for (const n of this.nodes.values()) {
-      if (n.pin >= 0) { try { fs.closeSync(n.pin); } catch { /* ignore */ } n.pin = -1; }
+      if (n.pin >= 0) { this.F.close(n.pin); n.pin = -1; }
     }
+    if (this.rootFd >= 0) { this.F.close(this.rootFd); this.rootFd = -1; }
   }
 
   // ---- inspection (tests) ---------------------------------------------------------------------
@@ -1005,4 +1063,8 @@ export class LocalBackend implements Backend {
   get openHandles(): number { return this.fhs.size; }
   /** Number of nodes in the table (the root included). */
   get liveNodes(): number { return this.nodes.size; }
+}
+
+function toCode(errno: number): string {
+  return errno === ENOENT ? 'ENOENT' : errno === ENOTDIR ? 'ENOTDIR' : 'EIO';
 }

@@ -15,7 +15,7 @@ import {
 } from '../../src/backends/backend.js';
 import type { Created, DirSink, Entry, Stat, StatFs } from '../../src/backends/backend.js';
 import {
-  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EROFS,
+  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, EROFS,
 } from '../../src/errno.js';
 
 const te = new TextEncoder();
@@ -409,7 +409,10 @@ describe('LocalBackend', () => {
     expect(be.mkdir(root, b('d'), 0o755, NONE, NONE)).toBe(-EEXIST);
     const r = ok<Stat>(be.mknod(root, b('reg'), S_IFREG | 0o604, 0, 0, NONE, NONE));
     expect(r.mode).toBe(S_IFREG | 0o604);
-    expect(be.mknod(root, b('fifo'), S_IFIFO | 0o644, 0, 0, NONE, NONE)).toBe(-EOPNOTSUPP);
+    const ff = ok<Stat>(be.mknod(root, b('fifo'), S_IFIFO | 0o641, 0, 0, NONE, NONE));
+    expect(ff.mode).toBe(S_IFIFO | 0o641);
+    expect(fs.lstatSync(path.join(dir, 'fifo')).isFIFO()).toBe(true);
+    expect(be.mknod(root, b('fifo'), S_IFIFO | 0o644, 0, 0, NONE, NONE)).toBe(-EEXIST);
     expect(be.mknod(root, b('dir'), S_IFDIR | 0o755, 0, 0, NONE, NONE)).toBe(-EPERM);
     const reg = look(be, root, 'reg');
     expect(ok<number>(be.link(root, b('reg2'), reg.node))).toBe(0);
@@ -422,13 +425,16 @@ describe('LocalBackend', () => {
     const sf = ok<StatFs>(be.statfs(root));
     expect(sf.bsize).toBeGreaterThan(0);
     expect(sf.namelen).toBe(255);
-    expect(be.getxattr(reg.node, b('user.x'))).toBe(-EOPNOTSUPP);
-    expect(be.listxattr(reg.node)).toBe(-EOPNOTSUPP);
-    expect(be.setxattr(reg.node, b('user.x'), b('v'), 0)).toBe(-EOPNOTSUPP);
-    expect(be.removexattr(reg.node, b('user.x'))).toBe(-EOPNOTSUPP);
+    expect(be.getxattr(reg.node, b('user.x'))).toBe(-ENODATA);
+    expect(be.listxattr(reg.node)).toEqual([]);
+    expect(be.setxattr(reg.node, b('user.x'), b('v'), 0)).toBe(0);
+    expect(td.decode(ok<Uint8Array>(be.getxattr(reg.node, b('user.x'))))).toBe('v');
+    expect(ok<Uint8Array[]>(be.listxattr(reg.node)).map((n) => td.decode(n))).toEqual(['user.x']);
+    expect(be.removexattr(reg.node, b('user.x'))).toBe(0);
+    expect(be.removexattr(reg.node, b('user.x'))).toBe(-ENODATA);
     expect(be.getattr(9999)).toBe(-EBADF);
     expect(be.read(9999, 0, [new Uint8Array(1)])).toBe(-EBADF);
-    expect(fs.readdirSync(dir).sort()).toEqual(['d', 'reg', 'reg2']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['d', 'fifo', 'reg', 'reg2']);
   });
 
   test('readdir: per-open snapshot, cookies survive unlinking (rm -rf), types and inos', () => {
@@ -553,7 +559,7 @@ describe('LocalBackend', () => {
     expect(fs.readdirSync(dir).length).toBe(60);
     expect(be.openHandles).toBe(0);
     expect(be.liveNodes).toBe(1);
-    expect(fdCount()).toBe(fds0);
+    expect(fdCount()).toBe(fds0 + 1); // the export root's O_PATH fd, closed by destroy()
   });
 
   test('no file descriptor left after destroy()', () => {
