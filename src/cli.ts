@@ -29,15 +29,17 @@ commands:
 
 flags:
   -h, --help   show help (also: virtio9p <command> --help)`,
-  demo: `usage: virtio9p demo [--backend memory|local|proxy]
+  demo: `usage: virtio9p demo [--backend proxy|local|memory]
 
 Boots a device on a small embedded tree, drives it with the guest-side virtio driver through
 the real virtqueue (attach, walk, readdir, read, write, create, rename, unlink) and prints
-what the guest saw and the request rate. local and proxy write the tree to a temporary
-directory first; proxy serves it through a helper process that passes descriptors back.
+what the guest saw and the request rate. The default is the seed's architecture: the tree is
+written to a temporary export, our helper (virtio9p helper) is started on it, and the device's
+proxy backend asks the helper to open files and receives the descriptors (SCM_RIGHTS). local
+serves the temporary export directly; memory keeps the tree in memory.
 
 flags:
-  --backend KIND   memory (default), local or proxy
+  --backend KIND   proxy (default), local or memory
   -h, --help       show this help`,
   serve: `usage: virtio9p serve --export DIR [flags]
 
@@ -48,7 +50,8 @@ flags:
   --export DIR         the directory to serve (required)
   --backend KIND       local (default): pass through to DIR; memory: an in-memory copy of DIR;
                        proxy: through a privileged helper speaking QEMU's proxy protocol
-  --helper PATH        proxy: the helper to launch on DIR (default QEMU's virtfs-proxy-helper)
+  --helper PATH        proxy: the helper to launch on DIR (default: ours, native/virtio9p-helper;
+                       QEMU's is /usr/lib/qemu/virtfs-proxy-helper)
   --helper-socket PATH proxy: use a helper already listening on PATH instead of launching one
   --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
@@ -154,7 +157,7 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': {
       const f = parse(rest, [], ['backend']);
       if (f.has('help')) { console.log(HELP.demo); return 0; }
-      const kind = (f.get('backend') ?? 'memory') as BackendKind;
+      const kind = (f.get('backend') ?? 'proxy') as BackendKind;
       if (!BACKENDS.includes(kind)) throw new UsageError(`bad --backend '${kind}' (want ${BACKENDS.join(', ')})`);
       await runDemoOn(kind);
       return 0;

@@ -11,8 +11,23 @@ export interface MakeOptions {
   readonly?: boolean;
   /** proxy: use a helper already listening on this Unix socket (e.g. QEMU's virtfs-proxy-helper -s) */
   helperSocket?: string;
-  /** proxy: the helper binary to launch on the export */
+  /** proxy: the helper binary to launch on the export (default: the project's own,
+   *  native/virtio9p-helper; QEMU's is /usr/lib/qemu/virtfs-proxy-helper) */
   helper?: string;
+}
+
+/** The project's own helper executable (native/virtio9p-helper), found from this module. */
+export async function ownHelper(): Promise<string> {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const url = await import('node:url');
+  let dir = path.dirname(url.fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const p = path.join(dir, 'native', 'virtio9p-helper');
+    if (fs.existsSync(p)) return p;
+    dir = path.dirname(dir);
+  }
+  throw new Error('virtio9p: cannot find native/virtio9p-helper (run npm run build)');
 }
 
 export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOptions = {}): Promise<Backend> {
@@ -22,7 +37,7 @@ export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOpti
     const { ProxyBackend } = await import('./proxy/backend.js');
     b = opts.helperSocket
       ? await ProxyBackend.connect({ socket: opts.helperSocket })
-      : await ProxyBackend.launch({ export: dir, helper: opts.helper });
+      : await ProxyBackend.launch({ export: dir, helper: opts.helper ?? await ownHelper() });
   } else {
     const { LocalBackend } = await import('./local.js');
     b = new LocalBackend({ root: dir, readonly: opts.readonly });
