@@ -10,4 +10,6 @@ await Promise.all([
     banner: { js: '#!/usr/bin/env node' },
   }),
   build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser.js', platform: 'browser', external: ['node:*'] }),
+  build({ ...common, entryPoints: ['harness/fuzz/run.ts'], outfile: 'dist/fuzz.js', platform: 'node' }),
+  build({ ...common, entryPoints: ['harness/soak/run.ts'], outfile: 'dist/soak.js', platform: 'node' }),
 ]);

@@ -34,6 +34,10 @@ export interface ServeOptions {
   msize?: number;
   /** bytes of buffer space shared by all connections (default 256 MiB) */
   bufferSize?: number;
+  /** the most of it one connection may hold (requests received + replies not yet sent);
+   *  default max(bufferSize / 8, 4 × (msize + 16 KiB)). A client that stops reading its
+   *  replies stops being read at this point, and the others keep their share. */
+  connectionBuffer?: number;
   log?: (line: string) => void;
 }
 
@@ -56,6 +60,8 @@ interface Conn {
   /** a chunk (rest) waiting for buffer space; the socket is paused meanwhile */
   stalled: Buffer | null;
   inflight: number;
+  /** buffer bytes this connection holds (its quota is connectionBuffer) */
+  inUse: number;
   closed: boolean;
 }
 
@@ -65,6 +71,7 @@ export class P9Server {
   private conns = new Set<Conn>();
   private arena: Arena;
   private msize: number;
+  private quota: number;
   private log: (line: string) => void;
   /** connections waiting for slots or buffers, retried after any reply */
   private starved = new Set<Conn>();
@@ -75,6 +82,7 @@ export class P9Server {
     this.device = device;
     this.arena = new Arena(0, device.guestSize);
     this.msize = opts.msize ?? (1 << 20) + 4096;
+    this.quota = opts.connectionBuffer ?? Math.max(Math.floor(device.guestSize / 8), 4 * (this.msize + SMALL_REPLY));
     this.log = opts.log ?? (() => {});
     this.server = net.createServer({ noDelay: true } as net.ServerOpts, (s) => this.accept(s));
   }
@@ -119,7 +127,7 @@ export class P9Server {
       socket.destroy();
       return;
     }
-    const c: Conn = { socket, session, head: Buffer.alloc(0), cur: null, backlog: [], stalled: null, inflight: 0, closed: false };
+    const c: Conn = { socket, session, head: Buffer.alloc(0), cur: null, backlog: [], stalled: null, inflight: 0, inUse: 0, closed: false };
     this.conns.add(c);
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     socket.on('error', () => this.drop(c));
@@ -162,7 +170,7 @@ export class P9Server {
           this.drop(c);
           return;
         }
-        const req = this.arena.alloc(size);
+        const req = c.inUse + size > this.quota ? -1 : this.arena.alloc(size);
         if (req < 0) {
           // no room: hold the rest of this chunk (size field included) and stop reading
           const rest = Buffer.alloc(4 + chunk.length - off);
@@ -174,6 +182,7 @@ export class P9Server {
           return;
         }
         ram[req] = size & 0xff; ram[req + 1] = (size >>> 8) & 0xff; ram[req + 2] = (size >>> 16) & 0xff; ram[req + 3] = size >>> 24;
+        c.inUse += size;
         c.cur = { req, size, filled: 4 };
       }
       const f = c.cur;
@@ -199,13 +208,15 @@ export class P9Server {
       }
       let cap = SMALL_REPLY;
       if ((type === P9_TREAD || type === P9_TREADDIR) && f.size >= 23) cap = Math.max(cap, Math.min(11 + u32(19), this.msize));
-      const rep = this.arena.alloc(cap);
+      const rep = c.inUse + cap > this.quota ? -1 : this.arena.alloc(cap);
       if (rep < 0) { this.starved.add(c); return; }
+      c.inUse += cap;
       c.inflight++;
-      const r = this.device.submit(c.session, f.req, f.size, rep, cap, (len) => this.onReply(c, f.req, rep, len));
+      const r = this.device.submit(c.session, f.req, f.size, rep, cap, (len) => this.onReply(c, f, rep, cap, len));
       if (r === EAGAIN) {
         c.inflight--;
         this.arena.release(rep);
+        c.inUse -= cap;
         this.starved.add(c);
         return;
       }
@@ -227,13 +238,14 @@ export class P9Server {
     }
   }
 
-  private onReply(c: Conn, req: number, rep: number, len: number): void {
+  private onReply(c: Conn, f: Frame, rep: number, cap: number, len: number): void {
     c.inflight--;
-    this.arena.release(req);
+    this.arena.release(f.req);
+    c.inUse -= f.size;
     if (len > 0 && !c.closed) {
       // straight from the reply buffer; it is released once the socket has taken the bytes
-      c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(rep));
-    } else this.arena.release(rep);
+      c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(c, rep, cap));
+    } else { this.arena.release(rep); c.inUse -= cap; }
     if (this.starved.size) {
       const waiting = [...this.starved];
       this.starved.clear();
@@ -241,8 +253,9 @@ export class P9Server {
     }
   }
 
-  private releaseReply(rep: number): void {
+  private releaseReply(c: Conn, rep: number, cap: number): void {
     this.arena.release(rep);
+    c.inUse -= cap;
     if (this.starved.size) {
       const waiting = [...this.starved];
       this.starved.clear();

@@ -24,7 +24,7 @@ import {
 } from './backend.js';
 import {
   EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR,
-  ENOTEMPTY, EPERM, P9Error,
+  ENOTEMPTY, EOPNOTSUPP, EPERM, P9Error,
 } from '../errno.js';
 
 const CHUNK = 65536;
@@ -479,6 +479,14 @@ export class MemoryBackend implements Backend {
     const dkey = keyOf(newname);
     const dst = dstDir.dir!.map.get(dkey);
     if (dst !== undefined && dst.inode === src) return 0;
+    // A target that is an ancestor of the source (its own parent included) → ENOTEMPTY, checked
+    // before the type rules, as Linux's rename(2) does (the lock_rename "trap").
+    if (dst !== undefined && dst.inode!.dir !== null) {
+      for (let p: Inode | null = srcDir; p !== null; p = p.linkDir) {
+        if (p === dst.inode) return -ENOTEMPTY;
+        if (p === this.root) break;
+      }
+    }
     if (src.dir !== null) {
       for (let p: Inode | null = dstDir; p !== null; p = p.linkDir) {
         if (p === src) return -EINVAL;
@@ -561,6 +569,8 @@ export class MemoryBackend implements Backend {
       if (t !== S_IFREG) return -EINVAL;
       if (attr.size < 0 || attr.size > MAX_FILE_SIZE) return -EFBIG;
     }
+    // Linux has no lchmod: a mode change on a symlink is EOPNOTSUPP (fchmodat AT_SYMLINK_NOFOLLOW).
+    if (attr.mode !== undefined && (i.mode & S_IFMT) === S_IFLNK) return -EOPNOTSUPP;
     tick();
     let changed = false;
     if (attr.mode !== undefined) { i.mode = (i.mode & S_IFMT) | (attr.mode & 0o7777); changed = true; }
@@ -745,6 +755,7 @@ export class MemoryBackend implements Backend {
     const d = this.ref(dir);
     const t = this.ref(target);
     if (d === null || t === null) return -EBADF;
+    if (d.dir === null) return -ENOTDIR; // the new name's parent is resolved first, as link(2) does
     if (t.dir !== null) return -EPERM;
     const key = this.newName(d, name);
     if (typeof key === 'number') return key;
