@@ -58,6 +58,9 @@ function bootGuest(sock: string, tag: string, opts: Opts): Promise<GuestRun> {
 // while a pipe has two of its own, so a message larger than a pipe (64 KiB) never finishes
 // sending — whatever the server (docs/linux-guest.md).
 const configs: [string, string, Opts][] = [
+  ['local', 'default cache', {}],
+  ['local', 'cache=loose', { mountOpts: 'cache=loose' }],
+  ['local', 'msize 1 MiB (trans=tcp)', { msize: 1 << 20, trans: 'tcp' }],
   ['proxy', 'default cache', {}],
   ['proxy', 'cache=loose', { mountOpts: 'cache=loose' }],
   ['proxy', 'msize 1 MiB (trans=tcp)', { msize: 1 << 20, trans: 'tcp' }],
