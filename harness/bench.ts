@@ -32,7 +32,16 @@ export const BENCH_BACKENDS: Record<string, BenchBackend> = {
       return { backend, cleanup() { backend.destroy(); fs.rmSync(dir, { recursive: true, force: true }); } };
     },
   },
-  // proxy: { async: true, make: async () => { const b = await ProxyBackend.launch(...); return { backend: b, cleanup: () => b.close() }; } },
+  proxy: {
+    async: true,
+    make: async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio9p-bench-'));
+      const { ProxyBackend } = await import('../src/backends/proxy/backend.js');
+      const { ownHelper } = await import('../src/backends/make.js');
+      const backend = await ProxyBackend.launch({ export: dir, helper: process.env.VIRTIO9P_BENCH_HELPER ?? await ownHelper() });
+      return { backend, cleanup() { void backend.destroy(); fs.rmSync(dir, { recursive: true, force: true }); } };
+    },
+  },
 };
 
 export interface BenchOptions {
