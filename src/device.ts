@@ -24,6 +24,10 @@ export interface DeviceOptions {
   wasm?: WasmSource;
   /** use the debug build (assertions on) */
   debug?: boolean;
+  /** run on a SharedArrayBuffer-backed memory (the shared build, build/virtio9p.shared.wasm;
+   *  in browsers the page must be cross-origin isolated), so a VMM can keep guest RAM
+   *  (`device.ram`) shared with other workers */
+  sharedMemory?: boolean;
   /** called on interrupts: kind 0 = used buffers, 1 = configuration change */
   onInterrupt?: (kind: number) => void;
 }
@@ -80,8 +84,11 @@ export class Virtio9pDevice {
   static async create(opts: DeviceOptions): Promise<Virtio9pDevice> {
     const size = opts.guestMemorySize ?? 64 << 20;
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new RangeError('virtio9p: guestMemorySize must be a positive multiple of 4096');
-    const module = await compileCore(opts.wasm, opts.debug);
-    const memory = new WebAssembly.Memory({ initial: 256 });
+    const module = await compileCore(opts.wasm, opts.sharedMemory ? 'shared' : opts.debug ? 'debug' : 'release');
+    // A shared memory needs its maximum up front (the shared build declares 65536 pages).
+    const memory = opts.sharedMemory
+      ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
+      : new WebAssembly.Memory({ initial: 256 });
     let dev: Virtio9pDevice | undefined;
     const imports = Virtio9pDevice.imports(() => dev!);
     const ex = await instantiateCore(module, memory, imports);

@@ -11,11 +11,14 @@ export type WasmSource = BufferSource | WebAssembly.Module;
 
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
-async function readNodeWasm(debug: boolean): Promise<BufferSource> {
+/** release (default), debug (assertions on) or shared (imports a shared memory). */
+export type CoreVariant = 'release' | 'debug' | 'shared';
+
+async function readNodeWasm(variant: CoreVariant): Promise<BufferSource> {
   const fs = await import('node:fs');
   const url = await import('node:url');
   const path = await import('node:path');
-  const name = debug ? 'virtio9p.debug.wasm' : 'virtio9p.wasm';
+  const name = variant === 'release' ? 'virtio9p.wasm' : `virtio9p.${variant}.wasm`;
   // src/wasm/core.ts (tests, tsx) or dist/*.js (the bundle): look upwards for build/.
   let dir = path.dirname(url.fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
@@ -26,14 +29,13 @@ async function readNodeWasm(debug: boolean): Promise<BufferSource> {
   throw new Error(`virtio9p: cannot find build/${name} (run npm run build)`);
 }
 
-export function compileCore(source?: WasmSource, debug = false): Promise<WebAssembly.Module> {
+export function compileCore(source?: WasmSource, variant: CoreVariant = 'release'): Promise<WebAssembly.Module> {
   if (source instanceof WebAssembly.Module) return Promise.resolve(source);
   if (source) return WebAssembly.compile(source);
-  const key = debug ? 'debug' : 'release';
-  let p = compiled.get(key);
+  let p = compiled.get(variant);
   if (!p) {
-    p = readNodeWasm(debug).then((bytes) => WebAssembly.compile(bytes));
-    compiled.set(key, p);
+    p = readNodeWasm(variant).then((bytes) => WebAssembly.compile(bytes));
+    compiled.set(variant, p);
   }
   return p;
 }
