@@ -310,6 +310,21 @@ function pieces(total: number, pts: number[]): [number, number][] {
   return out;
 }
 
+/** The T-messages of the session the golden vectors assume: fids 0..5 in use (root, dirs, open files). */
+export function preludeMessages(): Uint8Array[] {
+  return [
+    encode(MSG.Tversion, 0xffff, [65536, '9P2000.L']),
+    encode(MSG.Tattach, 1, [0, 0xffffffff, 'root', '', 0]),
+    encode(MSG.Twalk, 2, [0, 1, ['dir']]),
+    encode(MSG.Twalk, 3, [0, 2, ['file']]),
+    encode(MSG.Tlopen, 4, [2, 2]),
+    encode(MSG.Twalk, 5, [0, 3, ['dir', 'a']]),
+    encode(MSG.Tlopen, 6, [3, 2]),
+    encode(MSG.Twalk, 7, [0, 4, ['dir', 'sub']]),
+    encode(MSG.Twalk, 8, [0, 5, []]),
+  ];
+}
+
 // ---------------------------------------------------------------- the target
 
 export class MsgTarget {
@@ -332,18 +347,7 @@ export class MsgTarget {
 
   /** the session the golden vectors assume: fids 0..5 (root, dirs, open files) */
   private prelude(): void {
-    const steps = [
-      encode(MSG.Tversion, 0xffff, [65536, '9P2000.L']),
-      encode(MSG.Tattach, 1, [0, 0xffffffff, 'root', '', 0]),
-      encode(MSG.Twalk, 2, [0, 1, ['dir']]),
-      encode(MSG.Twalk, 3, [0, 2, ['file']]),
-      encode(MSG.Tlopen, 4, [2, 2]),
-      encode(MSG.Twalk, 5, [0, 3, ['dir', 'a']]),
-      encode(MSG.Tlopen, 6, [3, 2]),
-      encode(MSG.Twalk, 7, [0, 4, ['dir', 'sub']]),
-      encode(MSG.Twalk, 8, [0, 5, []]),
-    ];
-    for (const m of steps) this.rig.rawRpc(m, 4096);
+    for (const m of preludeMessages()) this.rig.rawRpc(m, 4096);
   }
 
   private streamSetup(): void {

@@ -24,11 +24,11 @@ import {
 import { Rng, toHex, fromHex } from './rng.js';
 
 export const RAM = 256 << 10;
-const MSG_BASE = 0x2000;
-const DATA_BASE = 0x4000;
-const TABLE_BASE = 0x30000;
-const TABLE_STRIDE = 0x1000;
-const U64 = (1n << 64n) - 1n;
+export const MSG_BASE = 0x2000;
+export const DATA_BASE = 0x4000;
+export const TABLE_BASE = 0x30000;
+export const TABLE_STRIDE = 0x1000;
+export const U64 = (1n << 64n) - 1n;
 
 /** [addr (decimal u64 string), len, flags, next] */
 export type D = [string, number, number, number];
@@ -46,7 +46,8 @@ export interface RingCase {
   kicks: number;
 }
 
-const RING_MSGS: Uint8Array[] = [
+/** The messages placed in the MSG region (fid 0 is attached by one of them). */
+export const RING_MSGS: readonly Uint8Array[] = [
   encode(MSG.Tversion, 0xffff, [65536, '9P2000.L']),
   encode(MSG.Tattach, 1, [0, 0xffffffff, 'root', '', 0]),
   encode(MSG.Tgetattr, 2, [0, 0x7ffn]),
@@ -213,7 +214,7 @@ export function genRingCase(rng: Rng): RingCase {
 
 // ---------------------------------------------------------------- reference walker
 
-interface Walk { ok: boolean; read: Range[]; write: Range[]; readLen: number; writeLen: number; why?: string }
+export interface Walk { ok: boolean; read: Range[]; write: Range[]; readLen: number; writeLen: number; why?: string }
 interface Rd { addr: bigint; len: number; flags: number; next: number }
 
 function readDesc(dv: DataView, a: number): Rd {
@@ -270,6 +271,32 @@ export function refWalk(dv: DataView, ramSize: number, descAddr: number, head: n
 }
 
 const overlaps = (x: Range, y: Range): boolean => x[0] < y[1] && y[0] < x[1];
+
+/**
+ * The request bytes (`t`) and the reply (the first min(usedLen, writable) bytes) of answered
+ * chain k, gathered from RAM; null when its buffers overlap another answered chain's writable
+ * ones, or its own writable buffers overlap (last write wins), so the reply cannot be checked.
+ */
+export function answeredReply(ram: Uint8Array, answered: readonly { w: Walk }[], k: number, usedLen: number): { t: Uint8Array; reply: Uint8Array } | null {
+  const x = answered[k];
+  const allW = answered.flatMap((y) => y.w.write);
+  const shared = x.w.read.some((r) => allW.some((w) => overlaps(r, w)))
+    || x.w.write.some((w) => answered.some((y, j) => j !== k && y.w.write.some((v) => overlaps(w, v))))
+    || x.w.write.some((w, i) => x.w.write.some((v, j) => i !== j && overlaps(w, v)));
+  if (shared) return null;
+  const t = new Uint8Array(x.w.readLen);
+  let o = 0;
+  for (const [s, e] of x.w.read) { t.set(ram.subarray(s, e), o); o += e - s; }
+  const reply = new Uint8Array(Math.min(usedLen, x.w.writeLen));
+  o = 0;
+  for (const [s, e] of x.w.write) {
+    if (o >= reply.length) break;
+    const n = Math.min(e - s, reply.length - o);
+    reply.set(ram.subarray(s, s + n), o);
+    o += n;
+  }
+  return { t, reply };
+}
 
 // ---------------------------------------------------------------- the target
 
@@ -330,25 +357,12 @@ export class RingTarget {
     const allowed: Range[] = [rig.usedRing, ...answered.flatMap((x) => x.w.write)];
     const badR = outside(diffRanges(before, ram), allowed);
     if (badR.length) throw new Error(`guest RAM changed outside the writable buffers: ${JSON.stringify(badR.slice(0, 4))}`);
-    const allW = answered.flatMap((x) => x.w.write);
     answered.forEach((x, k) => {
       const u = used[k];
       if (u.len > x.w.writeLen) throw new Error(`head ${x.head}: used.len ${u.len} > writable ${x.w.writeLen}`);
-      const shared = x.w.read.some((r) => allW.some((w) => overlaps(r, w)))
-        || x.w.write.some((w) => answered.some((y, j) => j !== k && y.w.write.some((v) => overlaps(w, v))))
-        || x.w.write.some((w, i) => x.w.write.some((v, j) => i !== j && overlaps(w, v)));
-      if (shared) return;
-      const t = new Uint8Array(x.w.readLen);
-      let o = 0;
-      for (const [s, e] of x.w.read) { t.set(ram.subarray(s, e), o); o += e - s; }
-      const reply = new Uint8Array(Math.min(u.len, x.w.writeLen));
-      o = 0;
-      for (const [s, e] of x.w.write) {
-        if (o >= reply.length) break;
-        const n = Math.min(e - s, reply.length - o);
-        reply.set(ram.subarray(s, s + n), o);
-        o += n;
-      }
+      const got = answeredReply(ram, answered, k, u.len);
+      if (got === null) return;
+      const { t, reply } = got;
       const prob = replyProblem(t, u.len, x.w.writeLen, reply);
       if (prob) throw new Error(`head ${x.head}: ${prob}; T=${toHex(t)}`);
     });

@@ -66,6 +66,7 @@ import {
   EPERM, ERANGE, EROFS, P9Error, toErrno,
 } from '../errno.js';
 import { fsops, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
+import { PathNode, PathTable } from './path-table.js';
 
 const C = fs.constants;
 const NO_ID = 0xFFFFFFFF;
@@ -95,31 +96,8 @@ const hsIno = (s: HS): bigint => BigInt.asUintN(64, s[1]);
 const hsMode = (s: HS): number => Number(s[3]);
 const isDir = (s: HS): boolean => (hsMode(s) & S_IFMT) === S_IFDIR;
 
-/** A file-system object known to the guest. */
-class LNode {
-  /** refs held by the core (attach/lookup/create) */
-  refs = 0;
-  /** open handles on this node */
-  readonly files = new Set<OpenFile>();
-  /** unlinked / replaced: `path` is stale, only open handles reach the object */
-  detached = false;
-  /** the attributes last read (what dup answers once the object is unreachable) */
-  last: Stat | null = null;
-  /** an O_PATH fd taken just before *we* unlinked / renamed over the object while the core
-   *  held the node: keeps the unlinked object reachable until forget */
-  pin = -1;
-  constructor(
-    public readonly id: number,
-    /** path relative to the root, latin1-style byte string, '' = the root */
-    public path: string,
-    public readonly dev: bigint,
-    public readonly hino: bigint,
-    /** S_IFMT bits */
-    public readonly type: number,
-    /** qid.path */
-    public readonly ino: number,
-  ) {}
-}
+/** A file-system object known to the guest (see path-table.ts). */
+type LNode = PathNode<OpenFile>;
 
 class OpenFile {
   /** readdir snapshot (names), built at the first readdir / at cookie 0 */
@@ -203,16 +181,24 @@ export class LocalBackend implements Backend {
   private readonly F: FsOps;
   /** O_PATH fd of the export root: every path is resolved beneath it */
   private rootFd: number;
-  private readonly nodes = new Map<number, LNode>();
-  private readonly byPath = new Map<string, LNode>();
-  private readonly freeIds: number[] = [];
-  private nextId = 1;
+  /** the node table (ids, paths, refcounts, renames); pins and open handles stay in this backend */
+  private readonly table = new PathTable<LNode, HS>({
+    make: (id, rel, st) => new PathNode(id, rel, st[0], hsIno(st), hsMode(st) & S_IFMT, this.qino(st[0], hsIno(st))),
+    same: (n, st) => this.same(n, st),
+    freed: (n) => {
+      if (n.pin >= 0) {
+        const fd = n.pin;
+        n.pin = -1;
+        this.F.close(fd);
+      }
+    },
+    rootReplacedCode: 'ESTALE',
+  });
   private readonly fhs = new Map<number, OpenFile>();
   private readonly freeFhs: number[] = [];
   private nextFh = 1;
   private readonly remap = new Map<string, number>();
   private nextRemap = REMAP_BASE;
-  private readonly rootNode: LNode;
   /** scratch stat buffer for calls whose result is consumed at once */
   private readonly tmp = newHS();
 
@@ -230,7 +216,7 @@ export class LocalBackend implements Backend {
     chk(this.F.fstat(fd, st));
     this.rootDev = st[0];
     this.isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-    this.rootNode = this.newNode('', st);
+    this.table.addRoot(st);
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -275,93 +261,8 @@ export class LocalBackend implements Backend {
     return e;
   }
 
-  private newNode(rel: string, st: HS): LNode {
-    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.nextId++;
-    const n = new LNode(id, rel, st[0], hsIno(st), hsMode(st) & S_IFMT, this.qino(st[0], hsIno(st)));
-    this.nodes.set(id, n);
-    this.byPath.set(rel, n);
-    return n;
-  }
-
   private same(n: LNode, st: HS): boolean {
     return st[0] === n.dev && hsIno(st) === n.hino;
-  }
-
-  /** The node for `rel` whose lstat is `st`, with one more reference. */
-  private getNode(rel: string, st: HS): LNode {
-    let n = this.byPath.get(rel);
-    if (n !== undefined && !this.same(n, st)) {
-      if (n === this.rootNode) throw Object.assign(new Error('export root replaced'), { code: 'ESTALE' });
-      this.detach(n);
-      n = undefined;
-    }
-    if (n === undefined) n = this.newNode(rel, st);
-    n.refs++;
-    return n;
-  }
-
-  /** A node the core holds a reference to. */
-  private ref(id: Node): LNode | null {
-    const n = this.nodes.get(id);
-    return n !== undefined && n.refs > 0 ? n : null;
-  }
-
-  /** A live directory node that can be used as a parent, or -errno. */
-  private dirOf(id: Node): LNode | number {
-    const d = this.ref(id);
-    if (d === null) return -EBADF;
-    if (d.type !== S_IFDIR) return -ENOTDIR;
-    if (d.detached) return -ENOENT;
-    return d;
-  }
-
-  private detach(n: LNode): void {
-    if (this.byPath.get(n.path) === n) this.byPath.delete(n.path);
-    n.detached = true;
-    this.maybeFree(n);
-  }
-
-  /** Detach the node at `rel` and, when `subtree`, every node below it. */
-  private detachPath(rel: string, subtree: boolean): void {
-    const n = this.byPath.get(rel);
-    if (n !== undefined) this.detach(n);
-    if (subtree) {
-      const pre = rel + '/';
-      const gone: LNode[] = [];
-      for (const [k, m] of this.byPath) if (k.startsWith(pre)) gone.push(m);
-      for (const m of gone) this.detach(m);
-    }
-  }
-
-  /** After a successful rename oldRel → newRel: the fids follow (QEMU v9fs_fix_path). */
-  private movePaths(oldRel: string, newRel: string, isDirectory: boolean, replacedDir: boolean): void {
-    this.detachPath(newRel, replacedDir);
-    const n = this.byPath.get(oldRel);
-    if (n !== undefined) { this.byPath.delete(oldRel); n.path = newRel; this.byPath.set(newRel, n); }
-    if (!isDirectory) return;
-    const pre = oldRel + '/';
-    const moved: LNode[] = [];
-    for (const [k, m] of this.byPath) if (k.startsWith(pre)) moved.push(m);
-    for (const m of moved) this.byPath.delete(m.path);
-    for (const m of moved) {
-      m.path = newRel + m.path.slice(oldRel.length);
-      const old = this.byPath.get(m.path);
-      if (old !== undefined) { this.byPath.delete(m.path); old.detached = true; this.maybeFree(old); }
-      this.byPath.set(m.path, m);
-    }
-  }
-
-  private maybeFree(n: LNode): void {
-    if (n.refs > 0 || n.files.size > 0 || n === this.rootNode) return;
-    if (this.nodes.get(n.id) !== n) return;
-    this.nodes.delete(n.id);
-    this.freeIds.push(n.id);
-    if (this.byPath.get(n.path) === n) this.byPath.delete(n.path);
-    if (n.pin >= 0) {
-      const fd = n.pin;
-      n.pin = -1;
-      this.F.close(fd);
-    }
   }
 
   /** Any open fd of the node (or its pin), or -1. */
@@ -386,7 +287,7 @@ export class LocalBackend implements Backend {
    * detached without a handle (ENOENT).
    */
   private pinPath(rel: string): void {
-    const n = this.byPath.get(rel);
+    const n = this.table.byPath.get(rel);
     if (n === undefined || n.refs === 0 || n.files.size > 0 || n.pin >= 0) return;
     const fd = this.pathFd(n, rel);
     if (fd >= 0) n.pin = fd;
@@ -394,7 +295,7 @@ export class LocalBackend implements Backend {
 
   /** Undo pinPath when the operation failed (the object is still linked). */
   private unpin(rel: string): void {
-    const n = this.byPath.get(rel);
+    const n = this.table.byPath.get(rel);
     if (n === undefined || n.pin < 0) return;
     const fd = n.pin;
     n.pin = -1;
@@ -406,7 +307,7 @@ export class LocalBackend implements Backend {
     if (n.detached) return null;
     const st = this.lst(n.path);
     if (st === null || !this.same(n, st)) {
-      if (n !== this.rootNode) this.detach(n);
+      if (n !== this.table.root) this.table.detach(n);
       return null;
     }
     return st;
@@ -422,7 +323,7 @@ export class LocalBackend implements Backend {
     if (fd0 >= 0) return { fd: fd0, done: () => {} };
     if (n.detached) return -ENOENT;
     const fd = this.pathFd(n, n.path);
-    if (fd < 0) { if (n !== this.rootNode) this.detach(n); return -ENOENT; }
+    if (fd < 0) { if (n !== this.table.root) this.table.detach(n); return -ENOENT; }
     return { fd, done: () => { this.F.close(fd); } };
   }
 
@@ -468,7 +369,7 @@ export class LocalBackend implements Backend {
         this.F.close(fd);
         fd = -1;
       }
-      if (fd < 0 && n !== this.rootNode) this.detach(n);
+      if (fd < 0 && n !== this.table.root) this.table.detach(n);
     }
     if (fd < 0) {
       // unlinked (or replaced on the host): reopen the object through one of its open handles
@@ -521,12 +422,12 @@ export class LocalBackend implements Backend {
       if (st === null) st = this.lst(rel);
       if (st === null) return -ENOENT;
       if (!isDir(st)) return -ENOTDIR;
-      return this.entry(this.getNode(rel, st), st);
+      return this.entry(this.table.getNode(rel, st), st);
     } catch (e) { return fail(e); }
   }
 
   lookup(dir: Node, name: Uint8Array): Entry | number {
-    const d = this.ref(dir);
+    const d = this.table.ref(dir);
     if (d === null) return -EBADF;
     if (d.type !== S_IFDIR) return -ENOTDIR;
     try {
@@ -539,16 +440,16 @@ export class LocalBackend implements Backend {
         return this.entry(d, st);
       }
       if (d.detached) return -ENOENT;
-      if (k === 2 && d === this.rootNode) return this.lookup(dir, DOT);
+      if (k === 2 && d === this.table.root) return this.lookup(dir, DOT);
       const rel = k === 2 ? dirname(d.path) : join(d.path, keyOf(name));
       const st = this.lst(rel);
       if (st === null) return -ENOENT;
-      return this.entry(this.getNode(rel, st), st);
+      return this.entry(this.table.getNode(rel, st), st);
     } catch (e) { return fail(e); }
   }
 
   dup(node: Node): Entry | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const st = this.stat(n);
@@ -583,7 +484,7 @@ export class LocalBackend implements Backend {
   }
 
   getattr(node: Node): Stat | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const st = this.stat(n);
@@ -593,7 +494,7 @@ export class LocalBackend implements Backend {
   }
 
   setattr(node: Node, attr: SetAttr): number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (this.ro) return -EROFS;
     const t = n.type;
@@ -643,7 +544,7 @@ export class LocalBackend implements Backend {
   }
 
   open(node: Node, flags: number): Fh | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (this.ro && ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0)) return -EROFS;
     try {
@@ -653,7 +554,7 @@ export class LocalBackend implements Backend {
   }
 
   create(dir: Node, name: Uint8Array, flags: number, mode: number, uid: number, gid: number): Created | number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
     const key = this.newName(name);
@@ -682,7 +583,7 @@ export class LocalBackend implements Backend {
           fs.ftruncateSync(fd, 0);
           st = this.fst(fd);
         }
-        const n = this.getNode(rel, st);
+        const n = this.table.getNode(rel, st);
         fh = this.addFile(fd, n);
         const out = this.toStat(st) as Created;
         out.node = n.id;
@@ -744,7 +645,7 @@ export class LocalBackend implements Backend {
       }
       if (cookie < 2) {
         let pino = d.ino;
-        if (d !== this.rootNode && !d.detached) {
+        if (d !== this.table.root && !d.detached) {
           const pst = this.lst(dirname(d.path), this.tmp);
           if (pst !== null) pino = this.qino(pst[0], hsIno(pst));
         }
@@ -766,7 +667,7 @@ export class LocalBackend implements Backend {
   }
 
   readlink(node: Node): Uint8Array | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (n.type !== S_IFLNK) return -EINVAL;
     if (n.detached) return -ENOENT;
@@ -795,7 +696,7 @@ export class LocalBackend implements Backend {
   }
 
   mkdir(dir: Node, name: Uint8Array, mode: number, uid: number, gid: number): Stat | number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
     const key = this.newName(name);
@@ -808,7 +709,7 @@ export class LocalBackend implements Backend {
   }
 
   symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Stat | number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
     const key = this.newName(name);
@@ -823,7 +724,7 @@ export class LocalBackend implements Backend {
   }
 
   mknod(dir: Node, name: Uint8Array, mode: number, major: number, minor: number, uid: number, gid: number): Stat | number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
     let type = mode & S_IFMT;
@@ -841,9 +742,9 @@ export class LocalBackend implements Backend {
   }
 
   link(dir: Node, name: Uint8Array, target: Node): number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const t = this.ref(target);
+    const t = this.table.ref(target);
     if (t === null) return -EBADF;
     if (this.ro) return -EROFS;
     if (t.type === S_IFDIR) return -EPERM;
@@ -862,7 +763,7 @@ export class LocalBackend implements Backend {
     const ost = this.lst(oldRel);
     if (ost === null) return -ENOENT;
     if (expect !== null && !this.same(expect, ost)) {
-      this.detach(expect);
+      this.table.detach(expect);
       return -ENOENT;
     }
     const nst = this.lst(newRel);
@@ -870,14 +771,14 @@ export class LocalBackend implements Backend {
     if (nst !== null) this.pinPath(newRel);
     const r = this.F.rename(this.rootFd, bufOf(oldRel), this.rootFd, bufOf(newRel), 0);
     if (r < 0) { if (nst !== null) this.unpin(newRel); return r; }
-    this.movePaths(oldRel, newRel, isDir(ost), nst !== null && isDir(nst));
+    this.table.movePaths(oldRel, newRel, isDir(ost), nst !== null && isDir(nst));
     return 0;
   }
 
   renameat(olddir: Node, oldname: Uint8Array, newdir: Node, newname: Uint8Array): number {
-    const od = this.dirOf(olddir);
+    const od = this.table.dirOf(olddir);
     if (typeof od === 'number') return od;
-    const nd = this.dirOf(newdir);
+    const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
     if (this.ro) return -EROFS;
     const ok = nameKind(oldname), nk = nameKind(newname);
@@ -889,12 +790,12 @@ export class LocalBackend implements Backend {
   }
 
   rename(node: Node, newdir: Node, newname: Uint8Array): number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
-    const nd = this.dirOf(newdir);
+    const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
     if (this.ro) return -EROFS;
-    if (n === this.rootNode) return -EBUSY;
+    if (n === this.table.root) return -EBUSY;
     if (n.detached) return -ENOENT;
     const nk = nameKind(newname);
     if (nk < 0) return -ENOENT;
@@ -905,7 +806,7 @@ export class LocalBackend implements Backend {
   }
 
   unlinkat(dir: Node, name: Uint8Array, flags: number): number {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
     const k = nameKind(name);
@@ -918,16 +819,16 @@ export class LocalBackend implements Backend {
       // Linux unlink: EISDIR for a directory
       const r = this.F.unlink(this.rootFd, bufOf(rel), (flags & AT_REMOVEDIR) ? AT_REMOVEDIR : 0);
       if (r < 0) { this.unpin(rel); return r; }
-      this.detachPath(rel, (flags & AT_REMOVEDIR) !== 0);
+      this.table.detachPath(rel, (flags & AT_REMOVEDIR) !== 0);
       return 0;
     } catch (e) { return fail(e); }
   }
 
   remove(node: Node): number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (this.ro) return -EROFS;
-    if (n === this.rootNode) return -EBUSY;
+    if (n === this.table.root) return -EBUSY;
     try {
       if (this.liveStat(n) === null) return -ENOENT;
       const dirp = n.type === S_IFDIR;
@@ -935,7 +836,7 @@ export class LocalBackend implements Backend {
       this.pinPath(rel);
       const r = this.F.unlink(this.rootFd, bufOf(rel), dirp ? AT_REMOVEDIR : 0);
       if (r < 0) { this.unpin(rel); return r; }
-      this.detachPath(rel, dirp);
+      this.table.detachPath(rel, dirp);
       return 0;
     } catch (e) { return fail(e); }
   }
@@ -950,7 +851,7 @@ export class LocalBackend implements Backend {
   }
 
   statfs(node: Node): StatFs | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const fd = this.anyFd(n);
@@ -967,7 +868,7 @@ export class LocalBackend implements Backend {
   // ---- xattrs: the host's, on exactly the node's object ------------------------------------
 
   private withHandle<T>(node: Node, fn: (fd: number) => T | number): T | number {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const h = this.handle(n);
@@ -1013,13 +914,13 @@ export class LocalBackend implements Backend {
   }
 
   setxattr(node: Node, name: Uint8Array, value: Uint8Array, flags: number): number {
-    if (this.ref(node) === null) return -EBADF;
+    if (this.table.ref(node) === null) return -EBADF;
     if (this.ro) return -EROFS;
     return this.withHandle(node, (fd) => this.F.setxattr(fd, '', name, value, flags));
   }
 
   removexattr(node: Node, name: Uint8Array): number {
-    if (this.ref(node) === null) return -EBADF;
+    if (this.table.ref(node) === null) return -EBADF;
     if (this.ro) return -EROFS;
     return this.withHandle(node, (fd) => this.F.removexattr(fd, '', name));
   }
@@ -1036,22 +937,19 @@ export class LocalBackend implements Backend {
       n.pin = f.fd; // the last handle of an unlinked object the core still holds: keep it as the pin
       return 0;
     }
-    this.maybeFree(n);
+    this.table.maybeFree(n);
     this.F.close(f.fd);
     return 0;
   }
 
   forget(node: Node): void {
-    const n = this.ref(node);
-    if (n === null) return;
-    n.refs--;
-    if (n.refs === 0) this.maybeFree(n);
+    this.table.unref(node);
   }
 
   /** Close every open handle, pin and the root fd (the backend must not be used afterwards). */
   destroy(): void {
     for (const fh of [...this.fhs.keys()]) this.close(fh);
-    for (const n of this.nodes.values()) {
+    for (const n of this.table.nodes.values()) {
       if (n.pin >= 0) { this.F.close(n.pin); n.pin = -1; }
     }
     if (this.rootFd >= 0) { this.F.close(this.rootFd); this.rootFd = -1; }
@@ -1062,7 +960,7 @@ export class LocalBackend implements Backend {
   /** Number of open handles. */
   get openHandles(): number { return this.fhs.size; }
   /** Number of nodes in the table (the root included). */
-  get liveNodes(): number { return this.nodes.size; }
+  get liveNodes(): number { return this.table.nodes.size; }
 }
 
 function toCode(errno: number): string {

@@ -25,7 +25,11 @@ import {
   Rig, type HandChain, type SegSpec, diffRanges, outside, hex, replyProblem, type Range,
   F_NEXT, F_WRITE, F_INDIRECT, STATUS_NEEDS_RESET, IRQ_CONFIG,
 } from '../ring/rig.js';
-import { encode, fromHex, MESSAGES, MSG } from '../../harness/p9/codec.js';
+import { encode, fromHex, MSG } from '../../harness/p9/codec.js';
+import { preludeMessages, T_TYPES } from '../../harness/fuzz/messages.js';
+import {
+  answeredReply, refWalk, type Walk, RING_MSGS as HARNESS_RING_MSGS, RAM as RAM_B, MSG_BASE, DATA_BASE, TABLE_BASE, TABLE_STRIDE, U64,
+} from '../../harness/fuzz/rings.js';
 
 // ---------------------------------------------------------------- seeds and budgets
 
@@ -68,7 +72,6 @@ function runProperty<T>(name: string, seed: number, arb: fc.Arbitrary<T>, body: 
 interface Vector { name: string; type: number; tag: number; hex: string }
 const VECTORS: Vector[] = JSON.parse(readFileSync(new URL('../golden/9p-vectors.json', import.meta.url), 'utf8')).filter((v: Vector) => v.name);
 const T_VECTORS = VECTORS.filter((v) => v.name.startsWith('T')).map((v) => fromHex(v.hex));
-const T_TYPES = Object.keys(MESSAGES).map(Number).filter((t) => MESSAGES[t].name.startsWith('T'));
 
 const setSize = (m: Uint8Array): Uint8Array => {
   new DataView(m.buffer, m.byteOffset, m.byteLength).setUint32(0, m.length, true);
@@ -204,18 +207,7 @@ describe('(a) random and mutated messages on well-formed chains', () => {
 
   /** A session like the golden vectors assume: fids 0..5 in use (root, dirs, open files). */
   function prelude(): void {
-    const steps = [
-      encode(MSG.Tversion, 0xffff, [65536, '9P2000.L']),
-      encode(MSG.Tattach, 1, [0, 0xffffffff, 'root', '', 0]),
-      encode(MSG.Twalk, 2, [0, 1, ['dir']]),
-      encode(MSG.Twalk, 3, [0, 2, ['file']]),
-      encode(MSG.Tlopen, 4, [2, 2]),
-      encode(MSG.Twalk, 5, [0, 3, ['dir', 'a']]),
-      encode(MSG.Tlopen, 6, [3, 2]),
-      encode(MSG.Twalk, 7, [0, 4, ['dir', 'sub']]),
-      encode(MSG.Twalk, 8, [0, 5, []]),
-    ];
-    for (const m of steps) rig.rawRpc(m, 4096);
+    for (const m of preludeMessages()) rig.rawRpc(m, 4096);
   }
 
   function body({ prelude: pre, items: batch }: { prelude: boolean; items: { msg: Uint8Array; cap: number; layout: Layout }[] }): void {
@@ -268,12 +260,9 @@ describe('(a) random and mutated messages on well-formed chains', () => {
 
 // ================================================================ (b) random rings
 
-const RAM_B = 256 << 10;
-const MSG_BASE = 0x2000; // valid T-messages (readable targets)
-const DATA_BASE = 0x4000; // writable targets live in [DATA_BASE, TABLE_BASE)
-const TABLE_BASE = 0x30000; // indirect tables (never writable); runs to the end of RAM
-const TABLE_STRIDE = 0x1000;
-const U64 = (1n << 64n) - 1n;
+// the region map of harness/fuzz/rings.ts: valid T-messages (readable targets) from MSG_BASE,
+// writable targets in [DATA_BASE, TABLE_BASE), indirect tables (never writable) from TABLE_BASE
+// to the end of RAM_B
 
 interface RawDesc {
   flags: number;
@@ -405,15 +394,9 @@ const structuredRingArb: fc.Arbitrary<RingCase> = fc
 
 const ringCaseArb: fc.Arbitrary<RingCase> = fc.oneof({ weight: 1, arbitrary: randomRingArb }, { weight: 2, arbitrary: structuredRingArb });
 
-/** The messages placed in the MSG region (fid 0 is attached by one of them). */
-const RING_MSGS: Uint8Array[] = [
-  encode(MSG.Tversion, 0xffff, [65536, '9P2000.L']),
-  encode(MSG.Tattach, 1, [0, 0xffffffff, 'root', '', 0]),
-  encode(MSG.Tgetattr, 2, [0, 0x7ffn]),
-  encode(MSG.Twalk, 3, [0, 1, ['dir', 'a']]),
-  encode(MSG.Tstatfs, 4, [0]),
-  encode(MSG.Tclunk, 5, [1]),
-];
+/** The messages placed in the MSG region (fid 0 is attached by one of them): the harness's
+ *  ring messages but its last (Tread); msgOrder shuffles these six. */
+const RING_MSGS: readonly Uint8Array[] = HARNESS_RING_MSGS.slice(0, 6);
 
 interface Resolved {
   addr: bigint;
@@ -474,66 +457,6 @@ function resolve(d: RawDesc, msgAt: { addr: number; len: number }[], tableAt: { 
   return { addr, len: len >>> 0, flags, next };
 }
 
-interface WalkResult {
-  ok: boolean;
-  read: Range[];
-  write: Range[];
-  readLen: number;
-  writeLen: number;
-}
-
-/** Reference walker (reference §2.4 and the core's documented rules), over the resolved tables. */
-function refWalk(head: number, ring: Resolved[], tables: Map<string, Resolved[]>, N: number, indirectOk: boolean): WalkResult {
-  const bad: WalkResult = { ok: false, read: [], write: [], readLen: 0, writeLen: 0 };
-  const inRam = (a: bigint, l: number): boolean => a <= BigInt(RAM_B) && BigInt(l) <= BigInt(RAM_B) - a;
-  let table = ring;
-  let limit = N;
-  let i = head;
-  let visited = 0;
-  let inIndirect = false;
-  const read: Range[] = [];
-  const write: Range[] = [];
-  let readLen = 0;
-  let writeLen = 0;
-  for (;;) {
-    if (++visited > limit) return bad;
-    const d = table[i];
-    if (d.flags & F_INDIRECT) {
-      if (!indirectOk || inIndirect || d.flags & F_NEXT) return bad;
-      if (d.len === 0 || d.len % 16 !== 0) return bad;
-      if (!inRam(d.addr, d.len)) return bad;
-      const t = tables.get(`${d.addr}:${d.len}`);
-      if (!t) throw new Error(`reference walker: no image of the table at ${d.addr} len ${d.len}`);
-      table = t;
-      limit = d.len / 16;
-      i = 0;
-      visited = 0;
-      inIndirect = true;
-      continue;
-    }
-    if (d.len !== 0) {
-      if (!inRam(d.addr, d.len)) return bad;
-      if (read.length + write.length >= 1024) return bad;
-      const r: Range = [Number(d.addr), Number(d.addr) + d.len];
-      if (d.flags & F_WRITE) {
-        write.push(r);
-        writeLen += d.len;
-      } else {
-        if (write.length) return bad;
-        read.push(r);
-        readLen += d.len;
-      }
-    }
-    if (!(d.flags & F_NEXT)) break;
-    if (d.next >= limit) return bad;
-    i = d.next;
-  }
-  if (readLen < 7 || writeLen < 7) return bad;
-  return { ok: true, read, write, readLen, writeLen };
-}
-
-const overlaps = (x: Range, y: Range): boolean => x[0] < y[1] && y[0] < x[1];
-
 describe('(b) random descriptor tables, avail indices and indirect tables', () => {
   let rig: Rig;
   beforeAll(async () => {
@@ -558,32 +481,19 @@ describe('(b) random descriptor tables, avail indices and indirect tables', () =
     }
     // indirect tables: addresses first (descriptors may point at any of them)
     const tableAt = c.tables.map((t, k) => ({ addr: TABLE_BASE + k * TABLE_STRIDE, len: 16 * t.length }));
-    const images = new Map<string, Resolved[]>();
     // table region: zero it, then lay the tables out
     ram.fill(0, TABLE_BASE, RAM_B);
     const resolvedTables = c.tables.map((t) => t.map((d) => resolve(d, msgAt, tableAt)));
     resolvedTables.forEach((t, k) => t.forEach((d, j) => rig.writeDescAt(tableAt[k].addr + 16 * j, d.addr, d.len, d.flags, d.next)));
     const ring = c.ring.map((d) => resolve(d, msgAt, tableAt));
     ring.forEach((d, j) => rig.writeDesc(j, d.addr, d.len, d.flags, d.next));
-    // the reference walker reads every table the device could follow from RAM itself
-    const imageOf = (addr: bigint, len: number): Resolved[] | undefined => {
-      if (!(addr <= BigInt(RAM_B) && BigInt(len) <= BigInt(RAM_B) - addr) || len === 0 || len % 16) return undefined;
-      const out: Resolved[] = [];
-      for (let o = Number(addr); o < Number(addr) + len; o += 16) {
-        out.push({ addr: dv.getBigUint64(o, true), len: dv.getUint32(o + 8, true), flags: dv.getUint16(o + 12, true), next: dv.getUint16(o + 14, true) });
-      }
-      return out;
-    };
+    // a table the device could follow must not be writable by any chain (region map) — check it
+    // (the reference walker reads the ring and every table from RAM itself)
     for (const d of [...ring, ...resolvedTables.flat()]) {
-      if (d.flags & F_INDIRECT) {
-        const img = imageOf(d.addr, d.len);
-        if (img) images.set(`${d.addr}:${d.len}`, img);
+      const followable = d.addr <= BigInt(RAM_B) && BigInt(d.len) <= BigInt(RAM_B) - d.addr && d.len !== 0 && d.len % 16 === 0;
+      if (d.flags & F_INDIRECT && followable && d.addr < BigInt(TABLE_BASE)) {
+        throw new Error(`test bug: indirect table outside the table region at ${Number(d.addr)}`);
       }
-    }
-    // a table the device reads must not be writable by any chain (region map) — check it
-    for (const k of images.keys()) {
-      const at = Number(k.split(':')[0]);
-      if (at < TABLE_BASE) throw new Error(`test bug: indirect table outside the table region at ${at}`);
     }
     // avail ring
     c.heads.forEach((h, k) => dv.setUint16(rig.driver.availAddr + 4 + 2 * (k & (N - 1)), h, true));
@@ -595,13 +505,13 @@ describe('(b) random descriptor tables, avail indices and indirect tables', () =
     // prediction
     const ahead = availIdx & 0xffff;
     let predictedBroken = false;
-    const answered: { head: number; w: WalkResult }[] = [];
+    const answered: { head: number; w: Walk }[] = [];
     if (ahead > N) predictedBroken = true;
     else {
       for (let k = 0; k < ahead; k++) {
         const h = dv.getUint16(rig.driver.availAddr + 4 + 2 * (k & (N - 1)), true);
         if (h >= N) { predictedBroken = true; break; }
-        const w = refWalk(h, ring, images, N, c.indirect);
+        const w = refWalk(dv, RAM_B, rig.driver.descAddr, h, N, c.indirect);
         if (!w.ok) { predictedBroken = true; break; }
         answered.push({ head: h, w });
       }
@@ -632,25 +542,12 @@ describe('(b) random descriptor tables, avail indices and indirect tables', () =
     const bad = outside(changed, allowed);
     if (bad.length) throw new Error(`guest RAM changed outside the writable buffers: ${JSON.stringify(bad.slice(0, 5))}`);
     // each answered chain (whose buffers no other chain of the batch touches) has a proper reply
-    const allW = answered.flatMap((x) => x.w.write);
     answered.forEach((x, k) => {
       const u = used[k];
       expect(u.len).toBeLessThanOrEqual(x.w.writeLen);
-      const shared = x.w.read.some((r) => allW.some((w) => overlaps(r, w)))
-        || x.w.write.some((w) => answered.some((y, j) => j !== k && y.w.write.some((v) => overlaps(w, v))))
-        || x.w.write.some((w, i) => x.w.write.some((v, j) => i !== j && overlaps(w, v))); // overlapping own buffers: last write wins
-      if (shared) return;
-      const t = new Uint8Array(x.w.readLen);
-      let o = 0;
-      for (const [s, e] of x.w.read) { t.set(ram.subarray(s, e), o); o += e - s; }
-      const reply = new Uint8Array(Math.min(u.len, x.w.writeLen));
-      o = 0;
-      for (const [s, e] of x.w.write) {
-        if (o >= reply.length) break;
-        const n = Math.min(e - s, reply.length - o);
-        reply.set(ram.subarray(s, s + n), o);
-        o += n;
-      }
+      const got = answeredReply(ram, answered, k, u.len); // null: buffers shared with another chain (or its own overlap)
+      if (got === null) return;
+      const { t, reply } = got;
       bump(u.len === 0 ? 'len0' : reply[4] === 7 ? 'Rlerror' : 'R');
       const prob = replyProblem(t, u.len, x.w.writeLen, reply);
       if (prob) throw new Error(`head ${x.head}: ${prob}; T=${hex(t)}`);

@@ -49,6 +49,7 @@ import {
   decodeStat, decodeStatFs, decodeString, decodeVersion, encodeRdev, makedev, UTIME_OMIT,
   type ProxyStat,
 } from './protocol.js';
+import { PathNode, PathTable } from '../path-table.js';
 
 const C = fs.constants;
 const NO_ID = 0xFFFFFFFF;
@@ -76,22 +77,7 @@ export interface ProxyBackendOptions extends ClientOptions {
   root?: string;
 }
 
-class PNode {
-  refs = 0;
-  readonly files = new Set<OpenFile>();
-  detached = false;
-  last: Stat | null = null;
-  /** O_PATH fd keeping an object we unlinked reachable while the core holds it */
-  pin = -1;
-  constructor(
-    public readonly id: number,
-    public path: string,
-    public readonly dev: bigint,
-    public readonly hino: bigint,
-    public readonly type: number,
-    public readonly ino: number,
-  ) {}
-}
+type PNode = PathNode<OpenFile>;
 
 class OpenFile {
   snap: Buffer[] | null = null;
@@ -138,16 +124,17 @@ const DOTDOT = new Uint8Array([0x2e, 0x2e]);
 interface HStat { dev: bigint; ino: bigint; mode: number; s: Stat }
 
 export class ProxyBackend implements Backend {
-  private readonly nodes = new Map<number, PNode>();
-  private readonly byPath = new Map<string, PNode>();
-  private readonly freeIds: number[] = [];
-  private nextId = 1;
+  private readonly table = new PathTable<PNode, HStat>({
+    make: (id, rel, st) => new PathNode(id, rel, st.dev, st.ino, st.mode & S_IFMT, this.qino(st.dev, st.ino)),
+    same: (n, st) => n.dev === st.dev && n.hino === st.ino,
+    freed: (n) => { if (n.pin >= 0) { const fd = n.pin; n.pin = -1; this.closeFd(fd); } },
+    rootReplacedCode: 'EIO',
+  });
   private readonly fhs = new Map<number, OpenFile>();
   private readonly freeFhs: number[] = [];
   private nextFh = 1;
   private readonly remap = new Map<string, number>();
   private nextRemap = REMAP_BASE;
-  private rootNode!: PNode;
   private rootDev = 0n;
   /** "/" or "/sub/dir" (latin1 key): prefix of every wire path */
   private readonly base: string;
@@ -183,7 +170,7 @@ export class ProxyBackend implements Backend {
         { code: typeof st === 'number' && st === -ENOENT ? 'ENOENT' : 'EIO' });
     }
     b.rootDev = st.dev;
-    b.rootNode = b.newNode('', st);
+    b.table.addRoot(st);
     return b;
   }
 
@@ -270,82 +257,6 @@ export class ProxyBackend implements Backend {
     return e;
   }
 
-  private newNode(rel: string, st: HStat): PNode {
-    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.nextId++;
-    const n = new PNode(id, rel, st.dev, st.ino, st.mode & S_IFMT, this.qino(st.dev, st.ino));
-    this.nodes.set(id, n);
-    this.byPath.set(rel, n);
-    return n;
-  }
-
-  private getNode(rel: string, st: HStat): PNode {
-    let n = this.byPath.get(rel);
-    if (n !== undefined && (n.dev !== st.dev || n.hino !== st.ino)) {
-      if (n === this.rootNode) throw Object.assign(new Error('export root replaced'), { code: 'EIO' });
-      this.detach(n);
-      n = undefined;
-    }
-    if (n === undefined) n = this.newNode(rel, st);
-    n.refs++;
-    return n;
-  }
-
-  private ref(id: Node): PNode | null {
-    const n = this.nodes.get(id);
-    return n !== undefined && n.refs > 0 ? n : null;
-  }
-
-  private dirOf(id: Node): PNode | number {
-    const d = this.ref(id);
-    if (d === null) return -EBADF;
-    if (d.type !== S_IFDIR) return -ENOTDIR;
-    if (d.detached) return -ENOENT;
-    return d;
-  }
-
-  private detach(n: PNode): void {
-    if (this.byPath.get(n.path) === n) this.byPath.delete(n.path);
-    n.detached = true;
-    this.maybeFree(n);
-  }
-
-  private detachPath(rel: string, subtree: boolean): void {
-    const n = this.byPath.get(rel);
-    if (n !== undefined) this.detach(n);
-    if (subtree) {
-      const pre = rel + '/';
-      const gone: PNode[] = [];
-      for (const [k, m] of this.byPath) if (k.startsWith(pre)) gone.push(m);
-      for (const m of gone) this.detach(m);
-    }
-  }
-
-  private movePaths(oldRel: string, newRel: string, isDir: boolean, replacedDir: boolean): void {
-    this.detachPath(newRel, replacedDir);
-    const n = this.byPath.get(oldRel);
-    if (n !== undefined) { this.byPath.delete(oldRel); n.path = newRel; this.byPath.set(newRel, n); }
-    if (!isDir) return;
-    const pre = oldRel + '/';
-    const moved: PNode[] = [];
-    for (const [k, m] of this.byPath) if (k.startsWith(pre)) moved.push(m);
-    for (const m of moved) this.byPath.delete(m.path);
-    for (const m of moved) {
-      m.path = newRel + m.path.slice(oldRel.length);
-      const old = this.byPath.get(m.path);
-      if (old !== undefined) { this.byPath.delete(m.path); old.detached = true; this.maybeFree(old); }
-      this.byPath.set(m.path, m);
-    }
-  }
-
-  private maybeFree(n: PNode): void {
-    if (n.refs > 0 || n.files.size > 0 || n === this.rootNode) return;
-    if (this.nodes.get(n.id) !== n) return;
-    this.nodes.delete(n.id);
-    this.freeIds.push(n.id);
-    if (this.byPath.get(n.path) === n) this.byPath.delete(n.path);
-    if (n.pin >= 0) { const fd = n.pin; n.pin = -1; this.closeFd(fd); }
-  }
-
   private anyFd(n: PNode): number {
     for (const f of n.files) return f.fd;
     return n.pin;
@@ -353,20 +264,20 @@ export class ProxyBackend implements Backend {
 
   /** Pin the referenced node at rel (before we remove / replace it). Best effort. */
   private async pinPath(rel: string): Promise<void> {
-    const n = this.byPath.get(rel);
+    const n = this.table.byPath.get(rel);
     if (n === undefined || n.refs === 0 || n.files.size > 0 || n.pin >= 0) return;
     if (n.type !== S_IFREG && n.type !== S_IFDIR) return; // the helper hands out no other fds
     const fd = await this.hopen(rel, O_PATH);
     if (fd < 0) return;
     try {
       const st = await pFstat(fd, { bigint: true });
-      if (st.dev === n.dev && st.ino === n.hino && n.pin < 0 && this.nodes.get(n.id) === n) { n.pin = fd; return; }
+      if (st.dev === n.dev && st.ino === n.hino && n.pin < 0 && this.table.nodes.get(n.id) === n) { n.pin = fd; return; }
     } catch { /* not pinned */ }
     this.closeFd(fd);
   }
 
   private unpin(rel: string): void {
-    const n = this.byPath.get(rel);
+    const n = this.table.byPath.get(rel);
     if (n === undefined || n.pin < 0) return;
     const fd = n.pin;
     n.pin = -1;
@@ -378,11 +289,11 @@ export class ProxyBackend implements Backend {
     if (n.detached) return -ENOENT;
     const st = await this.lstat(n.path);
     if (typeof st === 'number') {
-      if (st === -ENOENT && n !== this.rootNode) this.detach(n);
+      if (st === -ENOENT && n !== this.table.root) this.table.detach(n);
       return st;
     }
     if (st.dev !== n.dev || st.ino !== n.hino) {
-      if (n !== this.rootNode) this.detach(n);
+      if (n !== this.table.root) this.table.detach(n);
       return -ENOENT;
     }
     return st;
@@ -436,21 +347,21 @@ export class ProxyBackend implements Backend {
       if (st === undefined) st = await this.lstat(rel);
       if (typeof st === 'number') return st;
       if ((st.mode & S_IFMT) !== S_IFDIR) return -ENOTDIR;
-      return this.entry(this.getNode(rel, st), st);
+      return this.entry(this.table.getNode(rel, st), st);
     } catch (e) { return fail(e); }
   }
 
   async lookup(dir: Node, name: Uint8Array): Promise<Entry | number> {
-    const d = this.ref(dir);
+    const d = this.table.ref(dir);
     if (d === null) return -EBADF;
     if (d.type !== S_IFDIR) return -ENOTDIR;
     try {
       const k = nameKind(name);
       if (k < 0) return -ENOENT;
-      if (k === 1 || (k === 2 && d === this.rootNode)) {
+      if (k === 1 || (k === 2 && d === this.table.root)) {
         const st = await this.stat(d);
         if (typeof st === 'number') return st;
-        if (this.ref(dir) !== d) return -EBADF;
+        if (this.table.ref(dir) !== d) return -EBADF;
         d.refs++;
         return this.entry(d, st);
       }
@@ -463,13 +374,13 @@ export class ProxyBackend implements Backend {
         const now = k === 2 ? dirname(d.path) : join(d.path, keyOf(name));
         if (now !== rel && tries < 3) continue;
         if (d.detached) return -ENOENT;
-        return this.entry(this.getNode(rel, st), st);
+        return this.entry(this.table.getNode(rel, st), st);
       }
     } catch (e) { return fail(e); }
   }
 
   async dup(node: Node): Promise<Entry | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const st = await this.stat(n);
@@ -496,7 +407,7 @@ export class ProxyBackend implements Backend {
   }
 
   async getattr(node: Node): Promise<Stat | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     try {
       const st = await this.stat(n);
@@ -506,7 +417,7 @@ export class ProxyBackend implements Backend {
   }
 
   async setattr(node: Node, attr: SetAttr): Promise<number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const t = n.type;
     if (attr.size !== undefined) {
@@ -589,7 +500,7 @@ export class ProxyBackend implements Backend {
   }
 
   async open(node: Node, flags: number): Promise<Fh | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const acc = flags & O_ACCMODE;
     if (acc === O_ACCMODE) return -EINVAL;
@@ -616,7 +527,7 @@ export class ProxyBackend implements Backend {
           } finally {
             if (!ok) { this.closeFd(fd); fd = -1; }
           }
-          if (!ok && n !== this.rootNode) this.detach(n);
+          if (!ok && n !== this.table.root) this.table.detach(n);
         } else if (r !== -ENOENT) {
           return r;
         }
@@ -628,7 +539,7 @@ export class ProxyBackend implements Backend {
         fd = await pOpen(procFd(via), hf & ~C.O_NOFOLLOW);
       }
       if ((flags & O_TRUNC) && acc !== O_RDONLY && t === S_IFREG) await pFtruncate(fd, 0);
-      if (this.ref(node) !== n || this.destroyed) { this.closeFd(fd); return -EBADF; }
+      if (this.table.ref(node) !== n || this.destroyed) { this.closeFd(fd); return -EBADF; }
       const fh = this.addFile(fd, n);
       fd = -1;
       return fh;
@@ -639,7 +550,7 @@ export class ProxyBackend implements Backend {
   }
 
   async create(dir: Node, name: Uint8Array, flags: number, mode: number, uid: number, gid: number): Promise<Created | number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
@@ -673,7 +584,7 @@ export class ProxyBackend implements Backend {
       if (this.destroyed) { this.closeFd(fd); fd = -1; return -EBADF; }
       const hs = this.fromLocal(st);
       // the directory may have been renamed meanwhile: key the node by its current path
-      const n = this.getNode(d.detached ? rel : join(d.path, key), hs);
+      const n = this.table.getNode(d.detached ? rel : join(d.path, key), hs);
       const fh = this.addFile(fd, n);
       fd = -1;
       const out = { ...hs.s } as Created;
@@ -721,7 +632,7 @@ export class ProxyBackend implements Backend {
       }
       const snap = f.snap;
       let pino = d.ino;
-      if (cookie < 2 && d !== this.rootNode && !d.detached) {
+      if (cookie < 2 && d !== this.table.root && !d.detached) {
         const pst = await this.lstat(dirname(d.path));
         if (typeof pst !== 'number') pino = pst.s.ino;
       }
@@ -749,7 +660,7 @@ export class ProxyBackend implements Backend {
   }
 
   async readlink(node: Node): Promise<Uint8Array | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (n.type !== S_IFLNK) return -EINVAL;
     const st = await this.liveStat(n);
@@ -767,7 +678,7 @@ export class ProxyBackend implements Backend {
   }
 
   async mkdir(dir: Node, name: Uint8Array, mode: number, uid: number, gid: number): Promise<Stat | number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
@@ -778,7 +689,7 @@ export class ProxyBackend implements Backend {
   }
 
   async symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Promise<Stat | number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     const key = this.newName(name);
     if (typeof key === 'number') return key;
@@ -789,7 +700,7 @@ export class ProxyBackend implements Backend {
   }
 
   async mknod(dir: Node, name: Uint8Array, mode: number, major: number, minor: number, uid: number, gid: number): Promise<Stat | number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     let type = mode & S_IFMT;
     if (type === 0) type = S_IFREG;
@@ -805,9 +716,9 @@ export class ProxyBackend implements Backend {
   }
 
   async link(dir: Node, name: Uint8Array, target: Node): Promise<number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const t = this.ref(target);
+    const t = this.table.ref(target);
     if (t === null) return -EBADF;
     if (t.type === S_IFDIR) return -EPERM;
     const key = this.newName(name);
@@ -822,7 +733,7 @@ export class ProxyBackend implements Backend {
     const ost = await this.lstat(oldRel);
     if (typeof ost === 'number') return ost;
     if (expect !== null && (ost.dev !== expect.dev || ost.ino !== expect.hino)) {
-      this.detach(expect);
+      this.table.detach(expect);
       return -ENOENT;
     }
     const nst = await this.lstat(newRel);
@@ -831,14 +742,14 @@ export class ProxyBackend implements Backend {
     if (exists) await this.pinPath(newRel);
     const r = await this.client.call('T_RENAME', [this.wp(oldRel), this.wp(newRel)]);
     if (r < 0) { if (exists) this.unpin(newRel); return r; }
-    this.movePaths(oldRel, newRel, (ost.mode & S_IFMT) === S_IFDIR, exists && (nst.mode & S_IFMT) === S_IFDIR);
+    this.table.movePaths(oldRel, newRel, (ost.mode & S_IFMT) === S_IFDIR, exists && (nst.mode & S_IFMT) === S_IFDIR);
     return 0;
   }
 
   async renameat(olddir: Node, oldname: Uint8Array, newdir: Node, newname: Uint8Array): Promise<number> {
-    const od = this.dirOf(olddir);
+    const od = this.table.dirOf(olddir);
     if (typeof od === 'number') return od;
-    const nd = this.dirOf(newdir);
+    const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
     const ok = nameKind(oldname), nk = nameKind(newname);
     if (ok < 0 || nk < 0) return -ENOENT;
@@ -849,11 +760,11 @@ export class ProxyBackend implements Backend {
   }
 
   async rename(node: Node, newdir: Node, newname: Uint8Array): Promise<number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
-    const nd = this.dirOf(newdir);
+    const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
-    if (n === this.rootNode) return -EBUSY;
+    if (n === this.table.root) return -EBUSY;
     if (n.detached) return -ENOENT;
     const nk = nameKind(newname);
     if (nk < 0) return -ENOENT;
@@ -868,12 +779,12 @@ export class ProxyBackend implements Backend {
     await this.pinPath(rel);
     const r = await this.client.call('T_REMOVE', [this.wp(rel)]);
     if (r < 0) { this.unpin(rel); return r; }
-    this.detachPath(rel, isDir);
+    this.table.detachPath(rel, isDir);
     return 0;
   }
 
   async unlinkat(dir: Node, name: Uint8Array, flags: number): Promise<number> {
-    const d = this.dirOf(dir);
+    const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     const k = nameKind(name);
     if (k < 0) return -ENOENT;
@@ -892,9 +803,9 @@ export class ProxyBackend implements Backend {
   }
 
   async remove(node: Node): Promise<number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
-    if (n === this.rootNode) return -EBUSY;
+    if (n === this.table.root) return -EBUSY;
     try {
       const st = await this.liveStat(n);
       if (typeof st === 'number') return st;
@@ -912,7 +823,7 @@ export class ProxyBackend implements Backend {
   }
 
   async statfs(node: Node): Promise<StatFs | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const s = await this.client.call('T_STATFS', [this.wp(n.detached ? '' : n.path)], decodeStatFs);
     if (typeof s === 'number') return s;
@@ -925,14 +836,14 @@ export class ProxyBackend implements Backend {
 
   /** The helper's statfs of the node's file system, as it reported it (f_type etc.). */
   async hostStatfs(node: Node): Promise<ReturnType<typeof decodeStatFs> | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     return this.client.call('T_STATFS', [this.wp(n.detached ? '' : n.path)], decodeStatFs);
   }
 
   /** T_GETVERSION: the inode generation (FS_IOC_GETVERSION; 0 where the fs has none), 32 bits. */
   async getversion(node: Node): Promise<number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     if (n.type !== S_IFREG && n.type !== S_IFDIR) return -ENOTTY;
     const st = await this.liveStat(n);
@@ -941,7 +852,7 @@ export class ProxyBackend implements Backend {
   }
 
   private async xnode(node: Node): Promise<PNode | number> {
-    const n = this.ref(node);
+    const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const st = await this.liveStat(n);
     return typeof st === 'number' ? st : n;
@@ -1011,16 +922,13 @@ export class ProxyBackend implements Backend {
       n.pin = f.fd; // the last handle of an unlinked object the core still holds: keep it as the pin
       return 0;
     }
-    this.maybeFree(n);
+    this.table.maybeFree(n);
     this.closeFd(f.fd);
     return 0;
   }
 
   forget(node: Node): void {
-    const n = this.ref(node);
-    if (n === null) return;
-    n.refs--;
-    if (n.refs === 0) this.maybeFree(n);
+    this.table.unref(node);
   }
 
   /** Close every handle and pin, disconnect, and stop launched helpers. */
@@ -1030,7 +938,7 @@ export class ProxyBackend implements Backend {
     const fds: number[] = [];
     for (const f of this.fhs.values()) { f.closed = true; fds.push(f.fd); }
     this.fhs.clear();
-    for (const n of this.nodes.values()) {
+    for (const n of this.table.nodes.values()) {
       n.files.clear();
       if (n.pin >= 0) { fds.push(n.pin); n.pin = -1; }
     }
@@ -1043,7 +951,7 @@ export class ProxyBackend implements Backend {
   /** Descriptors this backend holds (open handles + pins). */
   get heldFds(): number {
     let k = this.fhs.size;
-    for (const n of this.nodes.values()) if (n.pin >= 0) k++;
+    for (const n of this.table.nodes.values()) if (n.pin >= 0) k++;
     return k;
   }
 
