@@ -14,3 +14,4 @@ export type { Backend, Stat, Entry, Created, StatFs, SetAttr, DirSink, Node, Fh 
 export { P9Error, toErrno } from './errno.js';
 export * as errno from './errno.js';
 export { ABI_VERSION, STATUS } from './wasm/abi.js';
+export { V86Handle9p, type V86Handle9pOptions } from './adapters/v86-handle9p.js';

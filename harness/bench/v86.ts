@@ -61,7 +61,8 @@ export async function loadV86Node(): Promise<V86Loader> {
   return { V86, wasmPath: path.join(pkgdir, 'build/v86.wasm'), version };
 }
 
-class Guest {
+/** The guest side: plays v86's virtio-9p driver through its registers (exported for tests). */
+export class Guest {
   m!: Uint8Array;
   dv!: DataView;
   tag = 1;
@@ -187,6 +188,23 @@ function fillPattern(g: Guest, off: number, len: number, seed: number): void {
 const fname = (i: number) => 'f' + String(i).padStart(4, '0');
 
 /** Run the suite on v86; returns one SideResult per workload key (absent = not run). */
+/** A V86 instance whose CPU never runs (its devices, ports and guest RAM are real). */
+export function createV86(loader: V86Loader, filesystem: Any = {}): Promise<Any> {
+  return new Promise((resolve, reject) => {
+    const e = new loader.V86({
+      wasm_path: loader.wasmPath,
+      memory_size: GUEST_MEM,
+      vga_memory_size: 2 * MiB,
+      autostart: false,
+      filesystem,
+      disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+    });
+    e.add_listener('emulator-loaded', () => resolve(e));
+    const t = setTimeout(() => reject(new Error('V86 did not load in 60 s')), 60000);
+    (t as Any).unref?.();
+  });
+}
+
 export async function runV86(suite: Suite, loader: V86Loader, progress: Progress): Promise<Partial<Record<WorkloadKey, SideResult>>> {
   const emu: Any = await new Promise((resolve, reject) => {
     const e = new loader.V86({
