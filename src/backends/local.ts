@@ -58,26 +58,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs } from './backend.js';
 import {
-  O_ACCMODE, O_APPEND, O_DIRECTORY, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
+  O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR,
 } from './backend.js';
 import {
-  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
-  EPERM, ERANGE, EROFS, P9Error, toErrno,
+  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, ERANGE, EROFS, P9Error,
 } from '../errno.js';
 import { fsops, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
 import { PathNode, PathTable } from './path-table.js';
+import {
+  DOT, DOTDOT, FhTable, InoRemap, NO_ID, O_PATH, V9FS_MAGIC, dirname, fail, hostFlags, join, keyOf,
+  lostEntry, mknodType, nameKind, newName, openFlags, renameNames, setattrPlan, unlinkName,
+} from './path-common.js';
 
 const C = fs.constants;
-const NO_ID = 0xFFFFFFFF;
-/** Linux (x86/arm64 generic) O_PATH: an fd that names an object without opening it. */
-const O_PATH = 0o10000000;
-/** Linux x86 O_* bits not in backend.ts */
-const L_O_DSYNC = 0o10000, L___O_SYNC = 0o4000000;
-/** qid.path values handed out for objects not on the root's device (or with huge inos). */
-const REMAP_BASE = 2 ** 52;
-/** Rstatfs type: the guest sees a 9p file system, whatever the host's is */
-const V9FS_MAGIC = 0x01021997;
 /** largest xattr value / list we hand out (the 9P side caps values at 64 KiB) */
 const XATTR_MAX = 65536;
 
@@ -109,37 +102,6 @@ class OpenFile {
   ) {}
 }
 
-function keyOf(b: Uint8Array): string {
-  const n = b.length;
-  if (n <= 4096) return String.fromCharCode.apply(null, b as unknown as number[]);
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
-
-/** 0 = ordinary name, 1 = ".", 2 = "..", -1 = not a single component (empty, '/', NUL). */
-function nameKind(name: Uint8Array): number {
-  const n = name.length;
-  if (n === 0) return -1;
-  if (name[0] === 0x2e && (n === 1 || (n === 2 && name[1] === 0x2e))) return n;
-  for (let i = 0; i < n; i++) if (name[i] === 0x2f || name[i] === 0) return -1;
-  return 0;
-}
-
-function join(dir: string, key: string): string {
-  return dir === '' ? key : dir + '/' + key;
-}
-
-function dirname(rel: string): string {
-  const i = rel.lastIndexOf('/');
-  return i < 0 ? '' : rel.slice(0, i);
-}
-
-/** Node fs errors and P9Errors → a negative Linux errno (Node's own ERR_* argument errors: EINVAL). */
-function fail(e: unknown): number {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('ERR_')) return -EINVAL;
-  return -toErrno(e);
-}
-
 /** A native result: the value, or throw its errno. */
 function chk(r: number): number {
   if (r < 0) throw new P9Error(-r);
@@ -167,16 +129,12 @@ function clampTime(s: bigint, ns: bigint): [number, number] {
 
 const bufOf = (rel: string): Buffer => Buffer.from(rel, 'latin1');
 
-const DOT = new Uint8Array([0x2e]);
-const DOTDOT = new Uint8Array([0x2e, 0x2e]);
-
 export class LocalBackend implements Backend {
   /** the export root, resolved (realpath), as a latin1-style byte string */
   private readonly rootKey: string;
   /** the root as the caller named it (resolved, not realpath'ed) */
   private readonly givenKey: string;
   private readonly ro: boolean;
-  private readonly rootDev: bigint;
   private readonly isRoot: boolean;
   private readonly F: FsOps;
   /** O_PATH fd of the export root: every path is resolved beneath it */
@@ -194,11 +152,9 @@ export class LocalBackend implements Backend {
     },
     rootReplacedCode: 'ESTALE',
   });
-  private readonly fhs = new Map<number, OpenFile>();
-  private readonly freeFhs: number[] = [];
-  private nextFh = 1;
-  private readonly remap = new Map<string, number>();
-  private nextRemap = REMAP_BASE;
+  private readonly fhs = new FhTable<OpenFile>();
+  /** qid.path of host (dev, ino) pairs; its rootDev is the export root's device */
+  private readonly inos = new InoRemap();
   /** scratch stat buffer for calls whose result is consumed at once */
   private readonly tmp = newHS();
 
@@ -214,7 +170,7 @@ export class LocalBackend implements Backend {
     this.rootFd = fd;
     const st = newHS();
     chk(this.F.fstat(fd, st));
-    this.rootDev = st[0];
+    this.inos.rootDev = st[0];
     this.isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     this.table.addRoot(st);
   }
@@ -235,11 +191,7 @@ export class LocalBackend implements Backend {
   }
 
   private qino(dev: bigint, ino: bigint): number {
-    if (dev === this.rootDev && ino < 4503599627370496n) return Number(ino);
-    const k = `${dev}:${ino}`;
-    let q = this.remap.get(k);
-    if (q === undefined) { q = this.nextRemap++; this.remap.set(k, q); }
-    return q;
+    return this.inos.qino(dev, ino);
   }
 
   private toStat(st: HS): Stat {
@@ -327,22 +279,10 @@ export class LocalBackend implements Backend {
     return { fd, done: () => { this.F.close(fd); } };
   }
 
-  /** Linux open flags → host flags (no O_CREAT/O_EXCL/O_TRUNC; + O_NOFOLLOW|O_NONBLOCK). */
-  private hostFlags(flags: number): number {
-    const acc = flags & O_ACCMODE;
-    let f = acc === 1 ? C.O_WRONLY : acc === 2 ? C.O_RDWR : C.O_RDONLY;
-    if (flags & O_APPEND) f |= C.O_APPEND;
-    if (flags & O_DIRECTORY) f |= C.O_DIRECTORY;
-    if (flags & L___O_SYNC) f |= C.O_SYNC;
-    else if (flags & L_O_DSYNC) f |= C.O_DSYNC;
-    return f | C.O_NOFOLLOW | C.O_NONBLOCK;
-  }
-
   private addFile(fd: number, n: LNode): Fh {
     const t = n.type;
     const f = new OpenFile(fd, n, t === S_IFREG || t === S_IFDIR || t === S_IFBLK);
-    const fh = this.freeFhs.length > 0 ? this.freeFhs.pop()! : this.nextFh++;
-    this.fhs.set(fh, f);
+    const fh = this.fhs.add(f);
     n.files.add(f);
     return fh;
   }
@@ -350,17 +290,9 @@ export class LocalBackend implements Backend {
   /** Open the node's object; returns the fd (checked to be the node's inode) or -errno. */
   private openNode(n: LNode, flags: number): number {
     const acc = flags & O_ACCMODE;
-    if (acc === O_ACCMODE) return -EINVAL;
     const t = n.type;
-    let hf: number;
-    if (t === S_IFDIR) {
-      if (acc !== O_RDONLY) return -EISDIR;
-      hf = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK;
-    } else {
-      if (flags & O_DIRECTORY) return -ENOTDIR;
-      if (t === S_IFLNK) return -ELOOP;
-      hf = this.hostFlags(flags);
-    }
+    const hf = openFlags(t, flags);
+    if (hf < 0) return hf;
     let fd = -1;
     if (!n.detached) {
       fd = this.F.open(this.rootFd, bufOf(n.path), hf, 0, 0);
@@ -392,14 +324,6 @@ export class LocalBackend implements Backend {
     if (r < 0 && r !== -EPERM && r !== -EINVAL) chk(r);
   }
 
-  /** A name that may be created in `d`: its key, or -errno. */
-  private newName(name: Uint8Array): string | number {
-    const k = nameKind(name);
-    if (k < 0) return -ENOENT;
-    if (k > 0) return -EEXIST;
-    return keyOf(name);
-  }
-
   // ---- Backend ---------------------------------------------------------------------------------
 
   attach(aname: Uint8Array, _uid: number): Entry | number {
@@ -427,9 +351,8 @@ export class LocalBackend implements Backend {
   }
 
   lookup(dir: Node, name: Uint8Array): Entry | number {
-    const d = this.table.ref(dir);
-    if (d === null) return -EBADF;
-    if (d.type !== S_IFDIR) return -ENOTDIR;
+    const d = this.table.dirRef(dir);
+    if (typeof d === 'number') return d;
     try {
       const k = nameKind(name);
       if (k < 0) return -ENOENT;
@@ -463,17 +386,7 @@ export class LocalBackend implements Backend {
       if (r !== -ENOENT) return r;
     }
     // unreachable (unlinked, no open handle): the last attributes known, nlink 0
-    const e = { ...(n.last ?? this.blankStat(n)), nlink: 0 } as Entry;
-    e.node = n.id;
-    n.refs++;
-    return e;
-  }
-
-  private blankStat(n: LNode): Stat {
-    return {
-      ino: n.ino, mode: n.type, uid: 0, gid: 0, nlink: 0, rdev: 0, size: 0, blksize: 4096, blocks: 0,
-      atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
-    };
+    return lostEntry(n);
   }
 
   /** Attributes of the node's object: through an open handle if any, else lstat of its path. */
@@ -498,16 +411,9 @@ export class LocalBackend implements Backend {
     if (n === null) return -EBADF;
     if (this.ro) return -EROFS;
     const t = n.type;
-    if (attr.size !== undefined) {
-      if (t === S_IFDIR) return -EISDIR;
-      if (t !== S_IFREG) return -EINVAL;
-      if (attr.size < 0) return -EINVAL;
-    }
-    if (t === S_IFLNK && attr.mode !== undefined) return -EOPNOTSUPP;
-    const uid = attr.uid !== undefined && attr.uid !== NO_ID ? attr.uid : -1;
-    const gid = attr.gid !== undefined && attr.gid !== NO_ID ? attr.gid : -1;
-    const times = attr.atime !== undefined || attr.mtime !== undefined;
-    const other = uid !== -1 || gid !== -1 || attr.mode !== undefined || attr.size !== undefined || times;
+    const plan = setattrPlan(t, attr);
+    if (typeof plan === 'number') return plan;
+    const { uid, gid, times, other } = plan;
     try {
       // every call below acts on exactly the node's object: (its fd, "") — never a path a
       // symlink could redirect (a symlink's O_PATH fd names the link itself)
@@ -557,14 +463,14 @@ export class LocalBackend implements Backend {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const acc = flags & O_ACCMODE;
     if (acc === O_ACCMODE) return -EINVAL;
     const rel = join(d.path, key);
     const p = bufOf(rel);
     try {
-      const hf = this.hostFlags(flags);
+      const hf = hostFlags(flags);
       let created = false;
       let fd = this.F.open(this.rootFd, p, hf | C.O_CREAT | C.O_EXCL, mode & 0o7777, 0);
       if (fd >= 0) created = true;
@@ -699,7 +605,7 @@ export class LocalBackend implements Backend {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
     try {
@@ -712,7 +618,7 @@ export class LocalBackend implements Backend {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     if (target.length === 0) return -ENOENT;
     for (let i = 0; i < target.length; i++) if (target[i] === 0) return -EINVAL;
@@ -727,11 +633,9 @@ export class LocalBackend implements Backend {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
-    let type = mode & S_IFMT;
-    if (type === 0) type = S_IFREG;
-    if (type === S_IFDIR) return -EPERM;
-    if (type !== S_IFREG && type !== S_IFCHR && type !== S_IFBLK && type !== S_IFIFO && type !== S_IFSOCK) return -EINVAL;
-    const key = this.newName(name);
+    const type = mknodType(mode);
+    if (type < 0) return type;
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
     try {
@@ -748,7 +652,7 @@ export class LocalBackend implements Backend {
     if (t === null) return -EBADF;
     if (this.ro) return -EROFS;
     if (t.type === S_IFDIR) return -EPERM;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     try {
       if (this.liveStat(t) === null) return -ENOENT;
@@ -781,9 +685,8 @@ export class LocalBackend implements Backend {
     const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
     if (this.ro) return -EROFS;
-    const ok = nameKind(oldname), nk = nameKind(newname);
-    if (ok < 0 || nk < 0) return -ENOENT;
-    if (ok > 0 || nk > 0) return -EBUSY;
+    const bad = renameNames(oldname, newname);
+    if (bad < 0) return bad;
     try {
       return this.doRename(join(od.path, keyOf(oldname)), join(nd.path, keyOf(newname)), null);
     } catch (e) { return fail(e); }
@@ -797,9 +700,8 @@ export class LocalBackend implements Backend {
     if (this.ro) return -EROFS;
     if (n === this.table.root) return -EBUSY;
     if (n.detached) return -ENOENT;
-    const nk = nameKind(newname);
-    if (nk < 0) return -ENOENT;
-    if (nk > 0) return -EBUSY;
+    const bad = renameNames(newname);
+    if (bad < 0) return bad;
     try {
       return this.doRename(n.path, join(nd.path, keyOf(newname)), n);
     } catch (e) { return fail(e); }
@@ -809,11 +711,9 @@ export class LocalBackend implements Backend {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
     if (this.ro) return -EROFS;
-    const k = nameKind(name);
-    if (k < 0) return -ENOENT;
-    if (k === 1) return -EINVAL;
-    if (k === 2) return -ENOTEMPTY;
-    const rel = join(d.path, keyOf(name));
+    const key = unlinkName(name);
+    if (typeof key === 'number') return key;
+    const rel = join(d.path, key);
     try {
       this.pinPath(rel);
       // Linux unlink: EISDIR for a directory
@@ -860,7 +760,7 @@ export class LocalBackend implements Backend {
       else chk(this.F.statfs(this.rootFd, bufOf(n.detached ? '' : n.path), s));
       return {
         type: V9FS_MAGIC, bsize: Number(s[1]), blocks: Number(s[2]), bfree: Number(s[3]), bavail: Number(s[4]),
-        files: Number(s[5]), ffree: Number(s[6]), fsid: Number(this.rootDev & 0xFFFFFFFFn), namelen: 255,
+        files: Number(s[5]), ffree: Number(s[6]), fsid: Number(this.inos.rootDev & 0xFFFFFFFFn), namelen: 255,
       };
     } catch (e) { return fail(e); }
   }
@@ -926,19 +826,11 @@ export class LocalBackend implements Backend {
   }
 
   close(fh: Fh): number {
-    const f = this.fhs.get(fh);
+    const f = this.fhs.take(fh);
     if (f === undefined) return -EBADF;
-    this.fhs.delete(fh);
-    this.freeFhs.push(fh);
-    const n = f.node;
-    n.files.delete(f);
     f.snap = null;
-    if (n.detached && n.refs > 0 && n.files.size === 0 && n.pin < 0) {
-      n.pin = f.fd; // the last handle of an unlinked object the core still holds: keep it as the pin
-      return 0;
-    }
-    this.table.maybeFree(n);
-    this.F.close(f.fd);
+    // the last handle of an unlinked object the core still holds is kept as its pin
+    if (!this.table.closeHandle(f.node, f, f.fd)) this.F.close(f.fd);
     return 0;
   }
 

@@ -106,13 +106,35 @@ export class PathTable<N extends PathNode<unknown>, S> {
     if (n.refs === 0) this.maybeFree(n);
   }
 
-  /** A live directory node that can be used as a parent, or -errno. */
-  dirOf(id: Node): N | number {
+  /** A directory node the core holds (possibly detached: lookup of "." still answers), or -errno. */
+  dirRef(id: Node): N | number {
     const d = this.ref(id);
     if (d === null) return -EBADF;
     if (d.type !== S_IFDIR) return -ENOTDIR;
+    return d;
+  }
+
+  /** A live directory node that can be used as a parent, or -errno. */
+  dirOf(id: Node): N | number {
+    const d = this.dirRef(id);
+    if (typeof d === 'number') return d;
     if (d.detached) return -ENOENT;
     return d;
+  }
+
+  /**
+   * The open handle `f` (descriptor `fd`) of `n` is closed. When it was the last handle of an
+   * unlinked object the core still holds, `fd` becomes the node's pin: true, keep it open.
+   * Otherwise the node is freed if nothing holds it: false, the caller closes `fd`.
+   */
+  closeHandle(n: N, f: unknown, fd: number): boolean {
+    n.files.delete(f);
+    if (n.detached && n.refs > 0 && n.files.size === 0 && n.pin < 0) {
+      n.pin = fd;
+      return true;
+    }
+    this.maybeFree(n);
+    return false;
   }
 
   detach(n: N): void {

@@ -403,7 +403,14 @@ describe('ProxyBackend over the real helper', () => {
     const child = spawn(HELPER, ['-n', '-p', dir, '-s', sock, '-u', '0', '-g', '0'], { stdio: 'ignore' });
     children.push(child);
     for (let i = 0; i < 500 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 10));
-    const be = await ProxyBackend.connect({ socket: sock });
+    // The helper binds (the file appears), chowns, then listens: until then connect is refused.
+    let be: ProxyBackend | undefined;
+    for (let i = 0; !be; i++) {
+      try { be = await ProxyBackend.connect({ socket: sock }); } catch (e) {
+        if (i >= 250 || !/ECONNREFUSED|111|refused/i.test(String((e as Error).message) + String((e as { code?: unknown }).code))) throw e;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    }
     backends.push(be);
     expect(fs.existsSync(sock)).toBe(false);
     const r = await root(be);

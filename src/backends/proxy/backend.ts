@@ -37,27 +37,22 @@ import type { BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs } from '../backend.js';
 import {
-  O_ACCMODE, O_APPEND, O_DIRECTORY, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR,
-  S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
+  O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR, S_IFMT, S_IFLNK, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK,
 } from '../backend.js';
-import {
-  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
-  EPERM, ERANGE, toErrno,
-} from '../../errno.js';
+import { E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, ERANGE } from '../../errno.js';
 import { ProxyClient, type ClientOptions, type LaunchSpec, type ProxyTarget } from './client.js';
 import {
   decodeStat, decodeStatFs, decodeString, decodeVersion, encodeRdev, makedev, UTIME_OMIT,
   type ProxyStat,
 } from './protocol.js';
 import { PathNode, PathTable } from '../path-table.js';
+import {
+  DOT, DOTDOT, FhTable, InoRemap, NO_ID, O_PATH, V9FS_MAGIC, dirname, fail, hostFlags, join, keyOf,
+  lostEntry, mknodType, nameKind, newName, openFlags, renameNames, setattrPlan, unlinkName,
+} from '../path-common.js';
 
 const C = fs.constants;
-const NO_ID = 0xFFFFFFFF;
-const O_PATH = 0o10000000;
-const L_O_DSYNC = 0o10000, L___O_SYNC = 0o4000000;
-const REMAP_BASE = 2 ** 52;
 const NS = 1000000000n;
-const V9FS_MAGIC = 0x01021997;
 const ENOTTY = 25, ENOBUFS = 105;
 
 const pFstat = promisify(fs.fstat) as (fd: number, o: { bigint: true }) => Promise<BigIntStats>;
@@ -85,27 +80,7 @@ class OpenFile {
   constructor(public readonly fd: number, public readonly node: PNode) {}
 }
 
-function keyOf(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
-
-function nameKind(name: Uint8Array): number {
-  const n = name.length;
-  if (n === 0) return -1;
-  if (name[0] === 0x2e && (n === 1 || (n === 2 && name[1] === 0x2e))) return n;
-  for (let i = 0; i < n; i++) if (name[i] === 0x2f || name[i] === 0) return -1;
-  return 0;
-}
-
-const join = (dir: string, key: string): string => (dir === '' ? key : dir + '/' + key);
-const dirname = (rel: string): string => { const i = rel.lastIndexOf('/'); return i < 0 ? '' : rel.slice(0, i); };
 const procFd = (fd: number): string => `/proc/self/fd/${fd}`;
-
-function fail(e: unknown): number {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('ERR_')) return -EINVAL;
-  return -toErrno(e);
-}
 
 function splitNs(ns: bigint): [number, number] {
   if (ns < 0n) return [0, 0];
@@ -117,9 +92,6 @@ function seconds(t: [number, number]): number {
   return t[1] === 0 ? t[0] : t[0] + (Math.floor(t[1] / 1000) * 1000 + 500) / 1e9;
 }
 
-const DOT = new Uint8Array([0x2e]);
-const DOTDOT = new Uint8Array([0x2e, 0x2e]);
-
 /** A stat from either source: the helper's ProxyStat or a local fstat. */
 interface HStat { dev: bigint; ino: bigint; mode: number; s: Stat }
 
@@ -130,12 +102,9 @@ export class ProxyBackend implements Backend {
     freed: (n) => { if (n.pin >= 0) { const fd = n.pin; n.pin = -1; this.closeFd(fd); } },
     rootReplacedCode: 'EIO',
   });
-  private readonly fhs = new Map<number, OpenFile>();
-  private readonly freeFhs: number[] = [];
-  private nextFh = 1;
-  private readonly remap = new Map<string, number>();
-  private nextRemap = REMAP_BASE;
-  private rootDev = 0n;
+  private readonly fhs = new FhTable<OpenFile>();
+  /** qid.path of host (dev, ino) pairs; its rootDev is the export root's device */
+  private readonly inos = new InoRemap();
   /** "/" or "/sub/dir" (latin1 key): prefix of every wire path */
   private readonly base: string;
   private destroyed = false;
@@ -169,7 +138,7 @@ export class ProxyBackend implements Backend {
       throw Object.assign(new Error(`proxy: the export root is not usable (${typeof st === 'number' ? `errno ${-st}` : 'not a directory'})`),
         { code: typeof st === 'number' && st === -ENOENT ? 'ENOENT' : 'EIO' });
     }
-    b.rootDev = st.dev;
+    b.inos.rootDev = st.dev;
     b.table.addRoot(st);
     return b;
   }
@@ -216,11 +185,7 @@ export class ProxyBackend implements Backend {
   }
 
   private qino(dev: bigint, ino: bigint): number {
-    if (dev === this.rootDev && ino < 4503599627370496n) return Number(ino);
-    const k = `${dev}:${ino}`;
-    let q = this.remap.get(k);
-    if (q === undefined) { q = this.nextRemap++; this.remap.set(k, q); }
-    return q;
+    return this.inos.qino(dev, ino);
   }
 
   /** The helper's open (O_NOFOLLOW always): fd or -errno. */
@@ -305,29 +270,11 @@ export class ProxyBackend implements Backend {
     return this.liveStat(n);
   }
 
-  private hostFlags(flags: number): number {
-    const acc = flags & O_ACCMODE;
-    let f = acc === 1 ? C.O_WRONLY : acc === 2 ? C.O_RDWR : C.O_RDONLY;
-    if (flags & O_APPEND) f |= C.O_APPEND;
-    if (flags & O_DIRECTORY) f |= C.O_DIRECTORY;
-    if (flags & L___O_SYNC) f |= C.O_SYNC;
-    else if (flags & L_O_DSYNC) f |= C.O_DSYNC;
-    return f | C.O_NOFOLLOW | C.O_NONBLOCK;
-  }
-
   private addFile(fd: number, n: PNode): Fh {
     const f = new OpenFile(fd, n);
-    const fh = this.freeFhs.length > 0 ? this.freeFhs.pop()! : this.nextFh++;
-    this.fhs.set(fh, f);
+    const fh = this.fhs.add(f);
     n.files.add(f);
     return fh;
-  }
-
-  private newName(name: Uint8Array): string | number {
-    const k = nameKind(name);
-    if (k < 0) return -ENOENT;
-    if (k > 0) return -EEXIST;
-    return keyOf(name);
   }
 
   // ---- Backend ------------------------------------------------------------------------------------
@@ -352,9 +299,8 @@ export class ProxyBackend implements Backend {
   }
 
   async lookup(dir: Node, name: Uint8Array): Promise<Entry | number> {
-    const d = this.table.ref(dir);
-    if (d === null) return -EBADF;
-    if (d.type !== S_IFDIR) return -ENOTDIR;
+    const d = this.table.dirRef(dir);
+    if (typeof d === 'number') return d;
     try {
       const k = nameKind(name);
       if (k < 0) return -ENOENT;
@@ -393,17 +339,8 @@ export class ProxyBackend implements Backend {
       const r = fail(e);
       if (r !== -ENOENT) return r;
     }
-    const e = { ...(n.last ?? this.blankStat(n)), nlink: 0 } as Entry;
-    e.node = n.id;
-    n.refs++;
-    return e;
-  }
-
-  private blankStat(n: PNode): Stat {
-    return {
-      ino: n.ino, mode: n.type, uid: 0, gid: 0, nlink: 0, rdev: 0, size: 0, blksize: 4096, blocks: 0,
-      atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
-    };
+    // unreachable (unlinked, no open handle): the last attributes known, nlink 0
+    return lostEntry(n);
   }
 
   async getattr(node: Node): Promise<Stat | number> {
@@ -420,16 +357,9 @@ export class ProxyBackend implements Backend {
     const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const t = n.type;
-    if (attr.size !== undefined) {
-      if (t === S_IFDIR) return -EISDIR;
-      if (t !== S_IFREG) return -EINVAL;
-      if (attr.size < 0) return -EINVAL;
-    }
-    const uid = attr.uid !== undefined && attr.uid !== NO_ID ? attr.uid : -1;
-    const gid = attr.gid !== undefined && attr.gid !== NO_ID ? attr.gid : -1;
-    const times = attr.atime !== undefined || attr.mtime !== undefined;
-    const other = uid !== -1 || gid !== -1 || attr.mode !== undefined || attr.size !== undefined || times;
-    if (t === S_IFLNK && attr.mode !== undefined) return -EOPNOTSUPP;
+    const plan = setattrPlan(t, attr);
+    if (typeof plan === 'number') return plan;
+    const { uid, gid, times, other } = plan;
     try {
       const st = n.detached ? -ENOENT : await this.liveStat(n);
       if (typeof st === 'number') {
@@ -503,17 +433,9 @@ export class ProxyBackend implements Backend {
     const n = this.table.ref(node);
     if (n === null) return -EBADF;
     const acc = flags & O_ACCMODE;
-    if (acc === O_ACCMODE) return -EINVAL;
     const t = n.type;
-    let hf: number;
-    if (t === S_IFDIR) {
-      if (acc !== O_RDONLY) return -EISDIR;
-      hf = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW | C.O_NONBLOCK;
-    } else {
-      if (flags & O_DIRECTORY) return -ENOTDIR;
-      if (t === S_IFLNK) return -ELOOP;
-      hf = this.hostFlags(flags);
-    }
+    const hf = openFlags(t, flags);
+    if (hf < 0) return hf;
     let fd = -1;
     try {
       if (!n.detached) {
@@ -552,12 +474,12 @@ export class ProxyBackend implements Backend {
   async create(dir: Node, name: Uint8Array, flags: number, mode: number, uid: number, gid: number): Promise<Created | number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const acc = flags & O_ACCMODE;
     if (acc === O_ACCMODE) return -EINVAL;
     const rel = join(d.path, key);
-    const hf = this.hostFlags(flags);
+    const hf = hostFlags(flags);
     const [u, g, fixG] = this.creds(uid, gid);
     let fd = -1;
     try {
@@ -680,7 +602,7 @@ export class ProxyBackend implements Backend {
   async mkdir(dir: Node, name: Uint8Array, mode: number, uid: number, gid: number): Promise<Stat | number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
     const [u, g, fixG] = this.creds(uid, gid);
@@ -691,7 +613,7 @@ export class ProxyBackend implements Backend {
   async symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Promise<Stat | number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
     const [u, g, fixG] = this.creds(uid, gid);
@@ -702,11 +624,9 @@ export class ProxyBackend implements Backend {
   async mknod(dir: Node, name: Uint8Array, mode: number, major: number, minor: number, uid: number, gid: number): Promise<Stat | number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    let type = mode & S_IFMT;
-    if (type === 0) type = S_IFREG;
-    if (type === S_IFDIR) return -EPERM;
-    if (type !== S_IFREG && type !== S_IFCHR && type !== S_IFBLK && type !== S_IFIFO && type !== S_IFSOCK) return -EINVAL;
-    const key = this.newName(name);
+    const type = mknodType(mode);
+    if (type < 0) return type;
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
     const [u, g, fixG] = this.creds(uid, gid);
@@ -721,7 +641,7 @@ export class ProxyBackend implements Backend {
     const t = this.table.ref(target);
     if (t === null) return -EBADF;
     if (t.type === S_IFDIR) return -EPERM;
-    const key = this.newName(name);
+    const key = newName(name);
     if (typeof key === 'number') return key;
     const st = await this.liveStat(t);
     if (typeof st === 'number') return st;
@@ -751,9 +671,8 @@ export class ProxyBackend implements Backend {
     if (typeof od === 'number') return od;
     const nd = this.table.dirOf(newdir);
     if (typeof nd === 'number') return nd;
-    const ok = nameKind(oldname), nk = nameKind(newname);
-    if (ok < 0 || nk < 0) return -ENOENT;
-    if (ok > 0 || nk > 0) return -EBUSY;
+    const bad = renameNames(oldname, newname);
+    if (bad < 0) return bad;
     try {
       return await this.doRename(join(od.path, keyOf(oldname)), join(nd.path, keyOf(newname)), null);
     } catch (e) { return fail(e); }
@@ -766,9 +685,8 @@ export class ProxyBackend implements Backend {
     if (typeof nd === 'number') return nd;
     if (n === this.table.root) return -EBUSY;
     if (n.detached) return -ENOENT;
-    const nk = nameKind(newname);
-    if (nk < 0) return -ENOENT;
-    if (nk > 0) return -EBUSY;
+    const bad = renameNames(newname);
+    if (bad < 0) return bad;
     try {
       return await this.doRename(n.path, join(nd.path, keyOf(newname)), n);
     } catch (e) { return fail(e); }
@@ -786,11 +704,9 @@ export class ProxyBackend implements Backend {
   async unlinkat(dir: Node, name: Uint8Array, flags: number): Promise<number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
-    const k = nameKind(name);
-    if (k < 0) return -ENOENT;
-    if (k === 1) return -EINVAL;
-    if (k === 2) return -ENOTEMPTY;
-    const rel = join(d.path, keyOf(name));
+    const key = unlinkName(name);
+    if (typeof key === 'number') return key;
+    const rel = join(d.path, key);
     try {
       // the helper's remove() picks unlink or rmdir itself: check the type first
       const st = await this.lstat(rel);
@@ -910,20 +826,12 @@ export class ProxyBackend implements Backend {
   }
 
   close(fh: Fh): number {
-    const f = this.fhs.get(fh);
+    const f = this.fhs.take(fh);
     if (f === undefined) return -EBADF;
-    this.fhs.delete(fh);
-    this.freeFhs.push(fh);
     f.closed = true;
     f.snap = null;
-    const n = f.node;
-    n.files.delete(f);
-    if (n.detached && n.refs > 0 && n.files.size === 0 && n.pin < 0) {
-      n.pin = f.fd; // the last handle of an unlinked object the core still holds: keep it as the pin
-      return 0;
-    }
-    this.table.maybeFree(n);
-    this.closeFd(f.fd);
+    // the last handle of an unlinked object the core still holds is kept as its pin
+    if (!this.table.closeHandle(f.node, f, f.fd)) this.closeFd(f.fd);
     return 0;
   }
 
