@@ -152,7 +152,7 @@ function drain(q: i32): void {
       store<u32>(s, 0, OFF_SESSION);
       store<u32>(s, <u32>head, OFF_HEAD);
       store<u32>(s, <u32>q, OFF_QUEUE);
-      if (!walkChain(q, head, s) || !startRequestOrFail(s)) {
+      if (!walkChain(q, head, s) || !startRequest(s)) {
         freeSlot(s);
         bump(C_MALFORMED_CHAINS);
         needsReset();
@@ -176,10 +176,6 @@ function drainPacked(q: i32): void {
       return;
     }
   }
-}
-
-@inline function startRequestOrFail(s: usize): bool {
-  return startRequest(s);
 }
 
 /** Publish what was completed and interrupt if the driver wants it. */

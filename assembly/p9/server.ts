@@ -10,7 +10,7 @@ import {
   OFF_READLEN, OFF_WRITELEN, OFF_SIZE, OFF_FLUSHHEAD, OFF_FLUSHNEXT, OFF_FLUSHTARGET,
   OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, OFF_NDESC, slotPtr,
 } from "../slots";
-import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS } from "../layout";
+import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS, REPLY_BASE } from "../layout";
 import { gather, scatter, slice, iovAt } from "../iov";
 import { pushUsed } from "../virtq/split";
 import { isPacked, packedPushUsed } from "../virtq/packed";
@@ -201,18 +201,16 @@ function send(s: usize, total: u32): void {
   let msize = msizeOf(s);
   if (total > room || total > msize) {
     // Never reply past the driver's buffer or msize: fall back to a short error.
-    if (load<u8>(REPLY_TYPE_PTR()) != P9_RLERROR && room >= 11) {
+    if (load<u8>(REPLY_BASE + 4) != P9_RLERROR && room >= 11) {
       countError(E.EMSGSIZE);
       setR(s, 0, <u64>E.EMSGSIZE);
       total = encode(s, P9_RLERROR, tagOf(s));
     } else { finish(s, 0); return; }
   }
-  scatter(s, 0, REPLY_TYPE_PTR() - 4, encodedHeader);
+  scatter(s, 0, REPLY_BASE, encodedHeader);
   finish(s, total);
 }
 
-import { REPLY_BASE } from "../layout";
-@inline function REPLY_TYPE_PTR(): usize { return REPLY_BASE + 4; }
 
 /** Return the chain (len = reply size, 0 = no reply), then answer any Tflush waiting on it. */
 function finish(s: usize, len: u32): void {
@@ -607,11 +605,8 @@ function hLcreate(s: usize, stage: u32, r: i32): void {
 function hRead(s: usize, stage: u32, r: i32): void {
   let o = out(s);
   if (stage == 0) {
-    let e = openFid(s);
-    if (e == 0) {
-      // Not open: an xattr-read fid is readable too.
-      return;
-    }
+    let e = openFid(s); // xattr fids are open too: reads go to the host's xattr buffer
+    if (e == 0) return;
     let offset = field(s, 1);
     let count = field32(s, 2);
     let room = load<u32>(s, OFF_WRITELEN) - IOHDRSZ;
