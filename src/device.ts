@@ -30,6 +30,15 @@ export interface DeviceOptions {
   sharedMemory?: boolean;
   /** called on interrupts: kind 0 = used buffers, 1 = configuration change */
   onInterrupt?: (kind: number) => void;
+  /**
+   * The VMM's own memory, when guest RAM already lives in a WebAssembly.Memory (zero copy):
+   * guest RAM is [guestBase, guestBase + guestMemorySize) of it, and the device takes
+   * [0, Virtio9pDevice.coreBytes()) for itself (its static data and tables), so guestBase must
+   * be at or above that and 64 KiB aligned. A shared memory needs `sharedMemory: true`.
+   * The memory is grown if it is too small for the window.
+   */
+  memory?: WebAssembly.Memory;
+  guestBase?: number;
 }
 
 export interface Counters {
@@ -81,18 +90,34 @@ export class Virtio9pDevice {
     ex.setTagLen(this.tag.length);
   }
 
+  /** Bytes at the start of a memory the device needs for itself (its static data and tables):
+   *  a VMM that supplies its own memory places guest RAM at or after this (64 KiB aligned). */
+  static async coreBytes(opts: Pick<DeviceOptions, 'wasm' | 'sharedMemory' | 'debug'> = {}): Promise<number> {
+    const module = await compileCore(opts.wasm, opts.sharedMemory ? 'shared' : opts.debug ? 'debug' : 'release');
+    const probe = opts.sharedMemory
+      ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
+      : new WebAssembly.Memory({ initial: 256 });
+    const none = () => 0;
+    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none }, backend: new Proxy({}, { get: () => none }) });
+    return Math.ceil(ex.coreEnd() / PAGE) * PAGE;
+  }
+
   static async create(opts: DeviceOptions): Promise<Virtio9pDevice> {
     const size = opts.guestMemorySize ?? 64 << 20;
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new RangeError('virtio9p: guestMemorySize must be a positive multiple of 4096');
     const module = await compileCore(opts.wasm, opts.sharedMemory ? 'shared' : opts.debug ? 'debug' : 'release');
     // A shared memory needs its maximum up front (the shared build declares 65536 pages).
-    const memory = opts.sharedMemory
+    const memory = opts.memory ?? (opts.sharedMemory
       ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
-      : new WebAssembly.Memory({ initial: 256 });
+      : new WebAssembly.Memory({ initial: 256 }));
     let dev: Virtio9pDevice | undefined;
     const imports = Virtio9pDevice.imports(() => dev!);
     const ex = await instantiateCore(module, memory, imports);
-    const base = Math.ceil(ex.coreEnd() / PAGE) * PAGE;
+    const need = Math.ceil(ex.coreEnd() / PAGE) * PAGE;
+    const base = opts.guestBase ?? need;
+    if (!Number.isInteger(base) || base < need || base % PAGE !== 0) {
+      throw new RangeError(`virtio9p: guestBase must be a multiple of 65536 at or above ${need} (the device's own area)`);
+    }
     const pages = Math.ceil((base + size) / PAGE);
     if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
     ex.init(base, BigInt(size));
