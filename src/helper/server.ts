@@ -34,7 +34,7 @@
 import fs from 'node:fs';
 import { fdpass } from '../backends/proxy/native.js';
 import {
-  REQUESTS, T_SUCCESS, T_ERROR, PROXY_MAX_IO_SZ, HEADER_SIZE, FD_VALID, marshal, type RequestName,
+  REQUESTS, T_SUCCESS, T_ERROR, PROXY_MAX_IO_SZ, HEADER_SIZE, FD_VALID, marshal, unmarshal, ProxyProtocolError, type RequestName,
 } from '../backends/proxy/protocol.js';
 import { fsops, REGULAR_ONLY, type FsOps } from './fsops.js';
 
@@ -48,31 +48,6 @@ const BY_TYPE = new Map<number, RequestName>();
 for (const [name, spec] of Object.entries(REQUESTS)) BY_TYPE.set(spec.type, name as RequestName);
 
 export class FramingError extends Error {}
-
-/** Lenient argument decoder: the request's format, trailing bytes ignored (QEMU reads only what it needs). */
-function decodeArgs(buf: Uint8Array, fmt: string): (number | bigint | Uint8Array)[] {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const out: (number | bigint | Uint8Array)[] = [];
-  let off = 0;
-  const need = (n: number): void => { if (off + n > buf.length) throw new FramingError(`payload too short for ${fmt}`); };
-  for (const c of fmt) {
-    switch (c) {
-      case 'd': need(4); out.push(dv.getInt32(off, true)); off += 4; break;
-      case 'q': need(8); out.push(dv.getBigUint64(off, true)); off += 8; break;
-      case 's': {
-        need(2);
-        const n = dv.getUint16(off, true);
-        off += 2;
-        need(n);
-        out.push(buf.subarray(off, off + n));
-        off += n;
-        break;
-      }
-      default: throw new Error(`bad format ${c}`);
-    }
-  }
-  return out;
-}
 
 /** A string argument cut at its first NUL (QEMU sends V9fsPath with its terminator). */
 function cstr(b: Uint8Array): Uint8Array {
@@ -134,9 +109,10 @@ export class HelperServer {
       if (!readFull(sock, payload, size)) return 'EOF inside a request';
       let reply: Reply;
       try {
-        reply = this.handle(name, decodeArgs(payload.subarray(0, size), REQUESTS[name].args));
+        const args = unmarshal(payload.subarray(0, size), REQUESTS[name].args, { lenient: true, views: true });
+        reply = this.handle(name, args);
       } catch (e) {
-        if (e instanceof FramingError) return e.message;
+        if (e instanceof FramingError || e instanceof ProxyProtocolError) return e.message;
         throw e;
       }
       this.served++;

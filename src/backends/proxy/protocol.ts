@@ -143,8 +143,12 @@ export function marshal(out: Uint8Array, off: number, fmt: string, values: reado
   return off;
 }
 
-/** Unmarshal exactly `fmt` from `buf` (every byte must be consumed). 'q' gives bigint, 's' bytes. */
-export function unmarshal(buf: Uint8Array, fmt: string): (number | bigint | Uint8Array)[] {
+/**
+ * Unmarshal `fmt` from `buf`. 'q' gives bigint, 's' bytes. Strict by default (every byte must
+ * be consumed; strings are copies). The helper reads requests `lenient` (trailing bytes ignored,
+ * as QEMU's helper reads only what it needs) with strings as `views` into the payload.
+ */
+export function unmarshal(buf: Uint8Array, fmt: string, opts: { lenient?: boolean; views?: boolean } = {}): (number | bigint | Uint8Array)[] {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: (number | bigint | Uint8Array)[] = [];
   let off = 0;
@@ -162,14 +166,14 @@ export function unmarshal(buf: Uint8Array, fmt: string): (number | bigint | Uint
         const n = dv.getUint16(off, true);
         off += 2;
         need(n);
-        out.push(buf.slice(off, off + n));
+        out.push(opts.views ? buf.subarray(off, off + n) : buf.slice(off, off + n));
         off += n;
         break;
       }
       default: throw new Error(`proxy: bad format code ${fmt[i]}`);
     }
   }
-  if (off !== buf.length) throw new ProxyProtocolError(`proxy: ${buf.length - off} trailing bytes after ${fmt}`);
+  if (!opts.lenient && off !== buf.length) throw new ProxyProtocolError(`proxy: ${buf.length - off} trailing bytes after ${fmt}`);
   return out;
 }
 
