@@ -193,3 +193,17 @@ export function complete(i: i32, result: i32): void {
   if (isStalled(0) && live()) { setStalled(0, false); drain(0); }
   flush(0);
 }
+
+/** Snapshot (state.ts): this module's globals. */
+export function saveDevice(p: usize): usize {
+  store<u32>(p, status); store<u32>(p, resetting ? 1 : 0, 4); store<u64>(p, driverFeatures, 8);
+  store<u32>(p, split.featIndirect ? 1 : 0, 16); store<u32>(p, split.featEventIdx ? 1 : 0, 20);
+  store<u32>(p, server.usedDirty ? 1 : 0, 24);
+  return p + 32;
+}
+export function loadDevice(p: usize): usize {
+  status = load<u32>(p); resetting = load<u32>(p, 4) != 0; driverFeatures = load<u64>(p, 8);
+  split.featIndirect = load<u32>(p, 16) != 0; split.featEventIdx = load<u32>(p, 20) != 0;
+  server.usedDirty = load<u32>(p, 24) != 0;
+  return p + 32;
+}

@@ -4,6 +4,8 @@
 //
 //   device.interrupt(kind)        kind 0: used buffers on queue 0; 1: configuration change
 //   device.reply(token, len)      a stream request's reply is ready (see stream.ts)
+//   device.copyIn(gpa, len)       copy mode only (guest.ts): guest RAM → the window
+//   device.copyOut(gpa, len)      copy mode only: the window → guest RAM
 //   backend.*                     the file-system operations (the seed's FileOperations table,
 //                                 WASI conventions): result 0 = done, > 0 = Linux errno,
 //                                 PENDING = the host will call `complete(slot, result)` later.
@@ -23,6 +25,13 @@ export declare function hostInterrupt(kind: i32): void;
 // @ts-ignore: decorator
 @external("device", "reply")
 export declare function hostReply(token: u32, len: u32): void;
+/** Copy mode (guest.ts): copy guest RAM [gpa, gpa+len) into the window / out of it. */
+// @ts-ignore: decorator
+@external("device", "copyIn")
+export declare function hostCopyIn(gpa: u32, len: u32): void;
+// @ts-ignore: decorator
+@external("device", "copyOut")
+export declare function hostCopyOut(gpa: u32, len: u32): void;
 
 // @ts-ignore: decorator
 @external("backend", "attach")

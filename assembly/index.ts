@@ -1,6 +1,7 @@
 // The module's ABI: every export, and only numbers cross (i64 as BigInt on the JS side).
 // Documented in README.md ("ABI") and typed in src/wasm/abi.ts. Bump ABI_VERSION on any change.
-import { setWindow } from "./guest";
+import { setWindow, setCopyMode } from "./guest";
+import * as state from "./state";
 import { CORE_END, COUNTERS_BASE, MAX_SLOTS } from "./layout";
 import * as dev from "./device";
 import { putDirent } from "./p9/server";
@@ -9,7 +10,7 @@ import { slotPtr, outPtr } from "./slots";
 import * as stream from "./stream";
 import * as transport from "./transport";
 
-const ABI_VERSION: i32 = 3;
+const ABI_VERSION: i32 = 4;
 
 export function abiVersion(): i32 { return ABI_VERSION; }
 
@@ -17,8 +18,9 @@ export function abiVersion(): i32 { return ABI_VERSION; }
 export function coreEnd(): usize { return CORE_END; }
 
 /** Place guest RAM at [base, base + size) of linear memory and reset the device. */
-export function init(base: usize, size: u64): void {
+export function init(base: usize, size: u64, copyMode: i32): void {
   setWindow(base, size);
+  setCopyMode(copyMode != 0);
   clearCounters();
   dev.initSessions();
   dev.reset();
@@ -72,3 +74,12 @@ export function countersPtr(): usize { return COUNTERS_BASE; }
 export function maxSlots(): i32 { return MAX_SLOTS; }
 /** The out-parameter area of slot i (for hosts that need to address it). */
 export function slotOut(i: i32): usize { return outPtr(slotPtr(i)); }
+
+// ── snapshot and restore (state.ts) ──
+/** Write the module's globals into its state block (inside [0, coreEnd)); returns its address.
+ *  The snapshot is then the memory image [0, coreEnd). Only when no request is in flight. */
+export function saveState(): usize { return state.saveState(); }
+/** After the host wrote a memory image back: reload the globals. 1 = ok, 0 = not a state. */
+export function loadState(): i32 { return state.loadState() ? 1 : 0; }
+/** Requests in flight (slots in use), over the device queue and stream sessions. */
+export function inflight(): i32 { return <i32>load<u32>(COUNTERS_BASE + 2056); }

@@ -4,6 +4,7 @@
 // after them (the iovecs handed to the backend for Tread/Twrite).
 import { iovPtr, OFF_NREAD, OFF_NWRITE } from "./slots";
 import { IOV_ENTRIES } from "./layout";
+import { syncOut } from "./guest";
 
 @inline export function iovAt(s: usize, i: i32): usize {
   return iovPtr(s) + (<usize>i << 3);
@@ -66,4 +67,17 @@ export function slice(s: usize, writable: bool, off: u32, len: u32): u32 {
     off = 0;
   }
   return <u32>start | (<u32>(dst - start) << 16);
+}
+
+/** Copy mode: publish the first `len` bytes of the writable part (the reply) to guest RAM. */
+export function syncOutWritable(s: usize, len: u32): void {
+  let first = <i32>load<u32>(s, OFF_NREAD);
+  let n = <i32>load<u32>(s, OFF_NWRITE);
+  for (let i = 0; i < n && len > 0; i++) {
+    let e = iovAt(s, first + i);
+    let segLen = load<u32>(e, 4);
+    let take = segLen < len ? segLen : len;
+    syncOut(<usize>load<u32>(e), <usize>take);
+    len -= take;
+  }
 }

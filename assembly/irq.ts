@@ -12,3 +12,6 @@ export function raise(kind: i32): void {
 export function ackIsr(bits: u32): void { isr &= ~bits; }
 export function takeIsr(): u32 { let v = isr; isr = 0; return v; }
 export function clearIsr(): void { isr = 0; }
+
+export function saveIrq(p: usize): usize { store<u32>(p, isr); return p + 8; }
+export function loadIrq(p: usize): usize { isr = load<u32>(p); return p + 8; }

@@ -109,3 +109,13 @@ export function freeSlot(s: usize): void {
   freeCount++;
   store<u32>(COUNTERS_BASE, load<u32>(COUNTERS_BASE, C_INFLIGHT) - 1, C_INFLIGHT);
 }
+
+/** Snapshot (state.ts): this module's globals; the stack itself is static data. */
+export function saveSlots(p: usize): usize {
+  store<i32>(p, freeCount); store<u32>(p, stackInit ? 1 : 0, 4);
+  return p + 8;
+}
+export function loadSlots(p: usize): usize {
+  freeCount = load<i32>(p); stackInit = load<u32>(p, 4) != 0;
+  return p + 8;
+}

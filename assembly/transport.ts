@@ -242,3 +242,21 @@ function commonWrite(off: u32, v: u32, size: u32): void {
     case 0x34: if (qReady == 0) qDevice = (qDevice & 0xFFFFFFFF) | (<u64>v << 32); break;
   }
 }
+
+/** Snapshot (state.ts): this module's globals (the tag and capabilities are static data). */
+export function saveTransport(p: usize): usize {
+  store<u32>(p, devFeatSel); store<u32>(p, drvFeatSel, 4); store<u64>(p, drvFeatures, 8);
+  store<u32>(p, queueSel, 16); store<u32>(p, qSize, 20); store<u64>(p, qDesc, 24);
+  store<u64>(p, qDriver, 32); store<u64>(p, qDevice, 40); store<u32>(p, qReady, 48);
+  store<u32>(p, statusShadow, 52); store<u32>(p, pciCommand, 56); store<u32>(p, bar0, 60);
+  store<u32>(p, bar0Probe ? 1 : 0, 64); store<u32>(p, intLine, 68);
+  return p + 72;
+}
+export function loadTransport(p: usize): usize {
+  devFeatSel = load<u32>(p); drvFeatSel = load<u32>(p, 4); drvFeatures = load<u64>(p, 8);
+  queueSel = load<u32>(p, 16); qSize = load<u32>(p, 20); qDesc = load<u64>(p, 24);
+  qDriver = load<u64>(p, 32); qDevice = load<u64>(p, 40); qReady = load<u32>(p, 48);
+  statusShadow = load<u32>(p, 52); pciCommand = load<u32>(p, 56); bar0 = load<u32>(p, 60);
+  bar0Probe = load<u32>(p, 64) != 0; intLine = load<u32>(p, 68);
+  return p + 72;
+}

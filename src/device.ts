@@ -5,11 +5,30 @@
  */
 import type { Backend, DirSink, SetAttr, Stat, Entry, Created, StatFs } from './backends/backend.js';
 import { compileCore, instantiateCore, type WasmSource } from './wasm/core.js';
-import { C, PENDING, ST, STATUS, type CoreExports } from './wasm/abi.js';
+import { ABI_VERSION, C, PENDING, ST, STATUS, type CoreExports } from './wasm/abi.js';
 import { toErrno, P9Error, EBADF, EBUSY, EINVAL, ENOSPC, ERANGE } from './errno.js';
 import { LockTable, LOCK_BLOCKED } from './locks.js';
 
 const PAGE = 65536;
+/** snapshot format: magic, version, header length, JSON header, core pages, backend state */
+const SNAP_MAGIC = 0x53503956; // "V9PS"
+const SNAP_VERSION = 1;
+const SNAP_PAGE = 4096;
+const backendIds = new WeakMap<object, number>();
+let nextBackendId = 1;
+/** A per-process identity of a backend object (a snapshot of a live backend restores only onto it). */
+function backendId(b: object): number {
+  let id = backendIds.get(b);
+  if (id === undefined) { id = nextBackendId++; backendIds.set(b, id); }
+  return id;
+}
+
+interface SnapshotHeader {
+  abi: number; coreEnd: number; guestSize: number; copyMode: boolean; tag: number[];
+  pages: number; backendBytes: number; backendId: number | null;
+  nextXattr: number; xattrs: { h: number; node: number; name: number[]; flags: number; data: number[]; extent: number; write: boolean }[];
+  locks: ReturnType<LockTable['save']>;
+}
 const TWO32 = 4294967296;
 /** xattr buffers live in the glue; their handles have this bit (backend Fh must be < 2^30). */
 const XATTR_FH = 0x40000000;
@@ -39,6 +58,17 @@ export interface DeviceOptions {
    */
   memory?: WebAssembly.Memory;
   guestBase?: number;
+  /**
+   * Copy mode, for a VMM whose guest RAM the device cannot map: a plain ArrayBuffer, or a view
+   * into another module's memory (v86's). Guest physical address 0 is guestRam[0]; pass a
+   * function when the view can change (a memory that grows detaches old views). The device
+   * keeps a shadow window of guestMemorySize bytes (default: the RAM's length) and copies in
+   * exactly what it reads — ring indices, descriptors, indirect tables, request buffers — and
+   * copies out exactly what it writes: used elements and indices, and the reply's bytes.
+   */
+  guestRam?: Uint8Array | (() => Uint8Array);
+  /** copy mode: told after the device wrote guest RAM [gpa, gpa + len) (v86: jit_dirty_cache) */
+  onGuestWrite?: (gpa: number, len: number) => void;
 }
 
 export interface Counters {
@@ -63,8 +93,8 @@ export class Virtio9pDevice {
   readonly tag: Uint8Array;
   readonly guestBase: number;
   readonly guestSize: number;
-  /** guest RAM: guest physical address 0 is ram[0] */
-  readonly ram: Uint8Array;
+  /** copy mode: the device works on a shadow of the VMM's RAM (DeviceOptions.guestRam) */
+  readonly copyMode: boolean;
   private ex!: CoreExports;
   private u8!: Uint8Array;
   private dv!: DataView;
@@ -74,6 +104,11 @@ export class Virtio9pDevice {
   private locks = new LockTable();
   private replies = new Map<number, (len: number) => void>();
   private nextToken = 1;
+  private window: Uint8Array;
+  private vmmRam: (() => Uint8Array) | null;
+  private onGuestWrite: ((gpa: number, len: number) => void) | null;
+  private memory: WebAssembly.Memory;
+  private drainWaiters: (() => void)[] = [];
 
   private constructor(opts: DeviceOptions, ex: CoreExports, memory: WebAssembly.Memory, base: number, size: number) {
     this.backend = opts.backend;
@@ -84,10 +119,30 @@ export class Virtio9pDevice {
     this.guestSize = size;
     this.u8 = new Uint8Array(memory.buffer);
     this.dv = new DataView(memory.buffer);
-    this.ram = this.u8.subarray(base, base + size);
+    this.memory = memory;
+    this.window = this.u8.subarray(base, base + size);
+    const g = opts.guestRam;
+    this.vmmRam = g === undefined ? null : typeof g === 'function' ? g : () => g;
+    this.copyMode = this.vmmRam !== null;
+    this.onGuestWrite = opts.onGuestWrite ?? null;
     if (opts.onInterrupt) this.listeners.push(opts.onInterrupt);
     this.u8.set(this.tag, ex.tagPtr());
     ex.setTagLen(this.tag.length);
+  }
+
+  /** Guest RAM: guest physical address 0 is ram[0] (in copy mode, the VMM's own buffer). */
+  get ram(): Uint8Array { return this.vmmRam ? this.vmmRam() : this.window; }
+
+  /** Copy mode: the core reads [gpa, gpa+len) next — bring it into the window. The core only
+   *  asks for ranges it has checked against the window (guest.ts). */
+  private copyIn(gpa: number, len: number): void {
+    const ram = this.vmmRam!();
+    this.window.set(ram.subarray(gpa, gpa + len), gpa);
+  }
+  /** Copy mode: the core wrote [gpa, gpa+len) — publish it to the VMM's RAM. */
+  private copyOut(gpa: number, len: number): void {
+    this.vmmRam!().set(this.window.subarray(gpa, gpa + len), gpa);
+    this.onGuestWrite?.(gpa, len);
   }
 
   /** Bytes at the start of a memory the device needs for itself (its static data and tables):
@@ -98,12 +153,15 @@ export class Virtio9pDevice {
       ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
       : new WebAssembly.Memory({ initial: 256 });
     const none = () => 0;
-    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none }, backend: new Proxy({}, { get: () => none }) });
+    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none, copyIn: none, copyOut: none }, backend: new Proxy({}, { get: () => none }) });
     return Math.ceil(ex.coreEnd() / PAGE) * PAGE;
   }
 
   static async create(opts: DeviceOptions): Promise<Virtio9pDevice> {
-    const size = opts.guestMemorySize ?? 64 << 20;
+    if (opts.guestRam !== undefined && opts.memory !== undefined) throw new RangeError('virtio9p: guestRam (copy mode) and memory (zero copy) exclude each other');
+    const ramLen = opts.guestRam === undefined ? undefined : (typeof opts.guestRam === 'function' ? opts.guestRam() : opts.guestRam).length;
+    const size = opts.guestMemorySize ?? (ramLen !== undefined ? Math.floor(ramLen / 4096) * 4096 : 64 << 20);
+    if (ramLen !== undefined && size > ramLen) throw new RangeError(`virtio9p: guestMemorySize ${size} is larger than guestRam (${ramLen} bytes)`);
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new RangeError('virtio9p: guestMemorySize must be a positive multiple of 4096');
     const module = await compileCore(opts.wasm, opts.sharedMemory ? 'shared' : opts.debug ? 'debug' : 'release');
     // A shared memory needs its maximum up front (the shared build declares 65536 pages).
@@ -120,7 +178,7 @@ export class Virtio9pDevice {
     }
     const pages = Math.ceil((base + size) / PAGE);
     if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
-    ex.init(base, BigInt(size));
+    ex.init(base, BigInt(size), opts.guestRam !== undefined ? 1 : 0);
     dev = new Virtio9pDevice(opts, ex, memory, base, size);
     return dev;
   }
@@ -169,6 +227,100 @@ export class Virtio9pDevice {
     };
   }
 
+  // ── snapshot and restore (for VMMs that save state) ──
+
+  /** Requests in flight (backend calls not yet finished). */
+  get inflight(): number { return this.ex.inflight(); }
+
+  /**
+   * The device's state: queues (geometry, indices, event state), negotiated features and
+   * status, the transport registers, every session's fids and msize, counters, xattr
+   * buffers and locks — and the backend's own state when it can save it
+   * (`snapshotState()`, the MemoryBackend). Requests in flight are finished first (their
+   * replies reach the guest before the state is taken), so pause the guest before calling:
+   * the promise resolves once nothing is in flight. Guest RAM is not included (it is the VMM's;
+   * with a device-owned window, save `device.ram` with the rest of guest memory).
+   */
+  async snapshot(): Promise<Uint8Array> {
+    while (this.ex.inflight() > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+    const end = this.ex.coreEnd();
+    this.ex.saveState();
+    const u8 = new Uint8Array(this.memory.buffer);
+    const pages: number[] = [];
+    for (let p = 0; p < end; p += SNAP_PAGE) {
+      const n = Math.min(SNAP_PAGE, end - p);
+      const w = new Uint32Array(u8.buffer, p, n >> 2);
+      let nonzero = false;
+      for (let i = 0; i < w.length; i++) if (w[i] !== 0) { nonzero = true; break; }
+      if (nonzero) pages.push(p / SNAP_PAGE);
+    }
+    const b = this.backend as Backend & { snapshotState?: () => Uint8Array };
+    const backendState = typeof b.snapshotState === 'function' ? b.snapshotState() : null;
+    const header: SnapshotHeader = {
+      abi: ABI_VERSION, coreEnd: end, guestSize: this.guestSize, copyMode: this.copyMode, tag: [...this.tag],
+      pages: pages.length, backendBytes: backendState ? backendState.length : 0,
+      backendId: backendState ? null : backendId(this.backend),
+      nextXattr: this.nextXattr,
+      xattrs: [...this.xattrs].map(([h, x]) => ({ h, node: x.node, name: [...x.name], flags: x.flags, data: [...x.data], extent: x.extent, write: x.write })),
+      locks: this.locks.save(),
+    };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const total = 12 + json.length + pages.length * (4 + SNAP_PAGE) + header.backendBytes;
+    const out = new Uint8Array(total);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, SNAP_MAGIC, true); dv.setUint32(4, SNAP_VERSION, true); dv.setUint32(8, json.length, true);
+    out.set(json, 12);
+    let o = 12 + json.length;
+    for (const p of pages) {
+      dv.setUint32(o, p, true);
+      out.set(u8.subarray(p * SNAP_PAGE, Math.min(end, (p + 1) * SNAP_PAGE)), o + 4);
+      o += 4 + SNAP_PAGE;
+    }
+    if (backendState) out.set(backendState, o);
+    return out;
+  }
+
+  /** The backend's part of a snapshot (null when the backend was live and saved nothing), to
+   *  rebuild it before `restore` — e.g. `MemoryBackend.restoreState(bytes)`. */
+  static snapshotBackendState(snap: Uint8Array): Uint8Array | null {
+    const { header, backendAt } = parseSnapshot(snap);
+    return header.backendBytes ? snap.subarray(backendAt, backendAt + header.backendBytes) : null;
+  }
+
+  /**
+   * A device in the state `snap` was taken in. `opts` are the options the saved device was
+   * created with (guest RAM size, copy mode, tag); its backend is either the same live backend
+   * object (same process) or one rebuilt from `snapshotBackendState(snap)`. Throws on a
+   * malformed snapshot or one that does not match the options.
+   */
+  static async restore(snap: Uint8Array, opts: DeviceOptions): Promise<Virtio9pDevice> {
+    const { header, pagesAt } = parseSnapshot(snap);
+    const dev = await Virtio9pDevice.create(opts);
+    const why = header.abi !== ABI_VERSION ? `ABI ${header.abi}, this core is ${ABI_VERSION}`
+      : header.coreEnd !== dev.ex.coreEnd() ? 'a different core build'
+      : header.guestSize !== dev.guestSize ? `guest RAM ${header.guestSize} bytes, the options give ${dev.guestSize}`
+      : header.copyMode !== dev.copyMode ? 'a different memory mode (copy / zero copy)'
+      : header.tag.length !== dev.tag.length || header.tag.some((b, i) => b !== dev.tag[i]) ? 'a different mount tag'
+      : header.backendId !== null && backendIds.get(opts.backend) !== header.backendId ? 'a live backend that is not this one (only a backend with snapshotState travels in a snapshot)'
+      : null;
+    if (why) throw new Error(`virtio9p: cannot restore this snapshot: ${why}`);
+    const u8 = new Uint8Array(dev.memory.buffer);
+    const end = header.coreEnd;
+    u8.fill(0, 0, end);
+    let o = pagesAt;
+    for (let i = 0; i < header.pages; i++) {
+      const p = new DataView(snap.buffer, snap.byteOffset + o, 4).getUint32(0, true);
+      if (p * SNAP_PAGE >= end) throw new Error('virtio9p: cannot restore this snapshot: a page outside the core');
+      u8.set(snap.subarray(o + 4, o + 4 + Math.min(SNAP_PAGE, end - p * SNAP_PAGE)), p * SNAP_PAGE);
+      o += 4 + SNAP_PAGE;
+    }
+    if (dev.ex.loadState() !== 1) throw new Error('virtio9p: cannot restore this snapshot: no device state in it');
+    dev.nextXattr = header.nextXattr;
+    dev.xattrs = new Map(header.xattrs.map((x) => [x.h, { node: x.node, name: Uint8Array.from(x.name), flags: x.flags, data: Uint8Array.from(x.data), extent: x.extent, write: x.write }]));
+    dev.locks.load(header.locks);
+    return dev;
+  }
+
   // ── transports: the register files a VMM maps (assembly/transport.ts) ──
 
   /** virtio-mmio version 2: accesses at offsets of the device's MMIO window (registers are
@@ -193,6 +345,7 @@ export class Virtio9pDevice {
 
   /** A new session with its own fids and msize; throws when all are in use. */
   openSession(): number {
+    if (this.copyMode) throw new Error('virtio9p: stream sessions address the device window; they need a device without guestRam');
     const id = this.ex.openSession();
     if (id < 0) throw new P9Error(EBUSY, 'virtio9p: too many sessions');
     return id;
@@ -268,15 +421,24 @@ export class Virtio9pDevice {
         (v) => {
           let e: number;
           try { e = typeof v === 'number' && v < 0 ? -v : ok(v as T); } catch (x) { e = toErrno(x); }
-          if (slot >= 0) this.ex.complete(slot, e);
+          if (slot >= 0) this.completeSlot(slot, e);
           else if (e === 0 && undo) undo(v as T);
         },
-        (x) => { if (slot >= 0) this.ex.complete(slot, toErrno(x)); },
+        (x) => { if (slot >= 0) this.completeSlot(slot, toErrno(x)); },
       );
       return slot >= 0 ? PENDING : 0;
     }
     if (typeof r === 'number' && r < 0) return -r;
     try { return ok(r as T); } catch (x) { return toErrno(x); }
+  }
+
+  private completeSlot(slot: number, e: number): void {
+    this.ex.complete(slot, e);
+    if (this.drainWaiters.length && this.ex.inflight() === 0) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const r of w) r();
+    }
   }
 
   private static imports(get: () => Virtio9pDevice) {
@@ -287,6 +449,8 @@ export class Virtio9pDevice {
         const cb = d().replies.get(token);
         if (cb) { d().replies.delete(token); cb(len); }
       },
+      copyIn: (gpa: number, len: number) => d().copyIn(gpa >>> 0, len >>> 0),
+      copyOut: (gpa: number, len: number) => d().copyOut(gpa >>> 0, len >>> 0),
     };
     const backend = {
       attach: (slot: number, a: number, al: number, uid: number, out: number) =>
@@ -473,3 +637,21 @@ export class Virtio9pDevice {
   }
 }
 
+
+/** Strict reading of a snapshot's framing: every length is checked against the bytes. */
+function parseSnapshot(snap: Uint8Array): { header: SnapshotHeader; pagesAt: number; backendAt: number } {
+  const bad = (why: string): never => { throw new Error(`virtio9p: not a device snapshot (${why})`); };
+  if (!(snap instanceof Uint8Array) || snap.length < 12) bad('too short');
+  const dv = new DataView(snap.buffer, snap.byteOffset, snap.byteLength);
+  if (dv.getUint32(0, true) !== SNAP_MAGIC) bad('bad magic');
+  if (dv.getUint32(4, true) !== SNAP_VERSION) bad(`format version ${dv.getUint32(4, true)}, this build reads ${SNAP_VERSION}`);
+  const jl = dv.getUint32(8, true);
+  if (12 + jl > snap.length) bad('truncated header');
+  let header: SnapshotHeader;
+  try { header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(snap.subarray(12, 12 + jl))); } catch { return bad('corrupt header'); }
+  const pagesAt = 12 + jl;
+  if (!Number.isInteger(header.pages) || !Number.isInteger(header.backendBytes) || header.pages < 0 || header.backendBytes < 0) bad('corrupt header');
+  const backendAt = pagesAt + header.pages * (4 + SNAP_PAGE);
+  if (backendAt + header.backendBytes !== snap.length) bad('truncated or trailing bytes');
+  return { header, pagesAt, backendAt };
+}

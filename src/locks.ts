@@ -58,4 +58,23 @@ export class LockTable {
   release(owner: number): void {
     for (const file of [...this.byFile.keys()]) this.unlock(file, owner, 0, Infinity);
   }
+
+  /** Every lock, for a device snapshot. */
+  save(): { file: number; owner: number; type: number; start: number; end: number | null; procId: number; clientId: number[] }[] {
+    const out = [];
+    for (const [file, list] of this.byFile) {
+      for (const l of list) out.push({ file, owner: l.owner, type: l.type, start: l.start, end: l.end === Infinity ? null : l.end, procId: l.procId, clientId: [...l.clientId] });
+    }
+    return out;
+  }
+
+  /** Replace the table with a snapshot's locks. */
+  load(locks: ReturnType<LockTable['save']>): void {
+    this.byFile.clear();
+    for (const l of locks) {
+      const list = this.byFile.get(l.file) ?? [];
+      list.push({ owner: l.owner, type: l.type, start: l.start, end: l.end ?? Infinity, procId: l.procId, clientId: Uint8Array.from(l.clientId) });
+      this.byFile.set(l.file, list);
+    }
+  }
 }

@@ -11,7 +11,7 @@ import {
   OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, OFF_NDESC, slotPtr,
 } from "../slots";
 import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS, REPLY_BASE } from "../layout";
-import { gather, scatter, slice, iovAt } from "../iov";
+import { gather, scatter, slice, iovAt, syncOutWritable } from "../iov";
 import { pushUsed } from "../virtq/split";
 import { isPacked, packedPushUsed } from "../virtq/packed";
 import {
@@ -223,6 +223,7 @@ function finish(s: usize, len: u32): void {
     hostReply(head, len);
     if (len != 0) bump(C_REPLIES);
   } else if ((flags & SF_ORPHAN) == 0) {
+    syncOutWritable(s, len);
     if (isPacked(<i32>q)) packedPushUsed(<i32>q, head, len, load<u32>(s, OFF_NDESC));
     else pushUsed(<i32>q, head, len);
     usedDirty = true;

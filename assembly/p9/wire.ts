@@ -13,6 +13,7 @@ const CH_b: i32 = 0x62, CH_w: i32 = 0x77, CH_d: i32 = 0x64, CH_q: i32 = 0x71, CH
   CH_Q: i32 = 0x51, CH_T: i32 = 0x54, CH_R: i32 = 0x52, CH_D: i32 = 0x44;
 
 // The cursor: [base + pos, base + end). `bad` is sticky.
+// transient (snapshot): the cursor of one decode or encode, which never spans a call.
 let base: usize = 0;
 let pos: u32 = 0;
 let end: u32 = 0;
@@ -94,6 +95,7 @@ function readString(): u64 {
 }
 
 /** Header bytes of the last encoded reply (all of it except D payloads). */
+// transient (snapshot): read right after the encode that set it.
 export let encodedHeader: u32 = 0;
 
 /**

@@ -17,7 +17,7 @@
 // area stays ENABLE (it always wants kicks); the driver area's DISABLE suppresses interrupts
 // and DESC is treated as ENABLE (an extra interrupt is always allowed).
 import { queuePtr, featIndirect } from "./split";
-import { translate, translateAligned } from "../guest";
+import { translate, translateAligned, syncIn, syncOut } from "../guest";
 import { iovAt } from "../iov";
 import { OFF_NREAD, OFF_NWRITE, OFF_READLEN, OFF_WRITELEN, OFF_HEAD, OFF_NDESC } from "../slots";
 import { MAX_QUEUE_SIZE, MAX_SEGS } from "../layout";
@@ -52,6 +52,7 @@ export function packedSetup(q: i32, size: u32, desc: u64, driver: u64, device: u
   store<u32>(qp, 1, Q_READY);
   // SAFE: [dv, dv + 4) was validated above. Kicks stay enabled.
   store<u32>(dv, 0);
+  syncOut(dv, 4);
   return 0;
 }
 
@@ -61,6 +62,7 @@ export function packedAvailable(q: i32): bool {
   let d = <usize>load<u32>(qp, Q_DESC) + (<usize>load<u32>(qp, Q_AVAIL_IDX) << 4);
   let wrap = load<u32>(qp, Q_AVAIL_WRAP) != 0;
   // SAFE: the avail index is < size and the ring was validated by packedSetup.
+  syncIn(d, 16);
   let flags = load<u16>(d, 14);
   let avail = (flags & F_AVAIL) != 0, used = (flags & F_USED) != 0;
   return avail == wrap && used != wrap;
@@ -86,6 +88,7 @@ export function packedWalk(q: i32, s: usize): bool {
     if (++count > size) return false;
     // SAFE: i < size; the ring was validated by packedSetup.
     let d = ring + (<usize>i << 4);
+    syncIn(d, 16);
     let addr = load<u64>(d);
     let len = load<u32>(d, 8);
     id = <u32>load<u16>(d, 12);
@@ -97,6 +100,7 @@ export function packedWalk(q: i32, s: usize): bool {
       if (n > <u32>MAX_SEGS) return false;
       let t = translate(addr, <u64>len);
       if (t == 0) return false;
+      syncIn(t, len);
       for (let j: u32 = 0; j < n; j++) {
         // SAFE: j < n and [t, t + 16n) was validated by translate.
         let e = t + (<usize>j << 4);
@@ -107,7 +111,7 @@ export function packedWalk(q: i32, s: usize): bool {
         let p = translate(load<u64>(e), <u64>el);
         if (p == 0 || nRead + nWrite >= MAX_SEGS) return false;
         if (ef & F_WRITE) { let x = iovAt(s, nRead + nWrite); store<u32>(x, <u32>p); store<u32>(x, el, 4); nWrite++; writeLen += el; }
-        else { if (nWrite != 0) return false; let x = iovAt(s, nRead); store<u32>(x, <u32>p); store<u32>(x, el, 4); nRead++; readLen += el; }
+        else { if (nWrite != 0) return false; syncIn(p, el); let x = iovAt(s, nRead); store<u32>(x, <u32>p); store<u32>(x, el, 4); nRead++; readLen += el; }
       }
       if (readLen + writeLen > 0xFFFFFFFF) return false;
       break;
@@ -116,7 +120,7 @@ export function packedWalk(q: i32, s: usize): bool {
       let p = translate(addr, <u64>len);
       if (p == 0 || nRead + nWrite >= MAX_SEGS) return false;
       if (flags & F_WRITE) { let x = iovAt(s, nRead + nWrite); store<u32>(x, <u32>p); store<u32>(x, len, 4); nWrite++; writeLen += len; }
-      else { if (nWrite != 0) return false; let x = iovAt(s, nRead); store<u32>(x, <u32>p); store<u32>(x, len, 4); nRead++; readLen += len; }
+      else { if (nWrite != 0) return false; syncIn(p, len); let x = iovAt(s, nRead); store<u32>(x, <u32>p); store<u32>(x, len, 4); nRead++; readLen += len; }
       if (readLen + writeLen > 0xFFFFFFFF) return false;
     }
     if ((flags & F_NEXT) == 0) break;
@@ -147,6 +151,7 @@ export function packedPushUsed(q: i32, id: u32, len: u32, ndesc: u32): void {
   store<u16>(d, <u16>id, 12);
   let flags: u16 = (wrap ? (F_AVAIL | F_USED) : 0) | (len != 0 ? F_WRITE : 0);
   store<u16>(d, flags, 14);
+  syncOut(d + 8, 8);
   let next = idx + (ndesc == 0 ? 1 : ndesc);
   while (next >= size) { next -= size; wrap = !wrap; }
   store<u32>(qp, next, Q_USED_IDX);
@@ -160,6 +165,8 @@ export function packedPublish(q: i32): bool {
   if (load<u32>(qp, Q_UNPUBLISHED) == 0) return false;
   store<u32>(qp, 0, Q_UNPUBLISHED);
   // SAFE: the driver area was validated by packedSetup.
-  let flags = load<u16>(<usize>load<u32>(qp, Q_DRIVER), 2);
+  let drv = <usize>load<u32>(qp, Q_DRIVER);
+  syncIn(drv, 4);
+  let flags = load<u16>(drv, 2);
   return flags != EVENT_DISABLE;
 }

@@ -16,7 +16,7 @@
 // runs the guest on another thread over a SharedArrayBuffer must call in between its
 // barriers. Every ring access below is inside ranges validated once by queueSetup (// SAFE).
 import { QUEUE_BASE, QUEUE_SIZE, MAX_QUEUE_SIZE, MAX_SEGS } from "../layout";
-import { translate, translateAligned } from "../guest";
+import { translate, translateAligned, syncIn, syncOut } from "../guest";
 import { iovAt } from "../iov";
 import { OFF_NREAD, OFF_NWRITE, OFF_READLEN, OFF_WRITELEN } from "../slots";
 
@@ -80,11 +80,14 @@ export function peekAvail(q: i32): i32 {
   let avail = <usize>load<u32>(qp, Q_AVAIL);
   let last = load<u32>(qp, Q_LAST_AVAIL);
   // SAFE: the avail ring [avail, avail + 6 + 2N) was validated by queueSetup.
+  syncIn(avail + 2, 2);
   let idx = <u32>load<u16>(avail, 2);
   let ahead = (idx - last) & 0xFFFF;
   if (ahead == 0) return POP_EMPTY;
   if (ahead > size) return POP_BROKEN;
-  let head = <u32>load<u16>(avail + 4 + (<usize>(last & (size - 1)) << 1));
+  let slot = avail + 4 + (<usize>(last & (size - 1)) << 1);
+  syncIn(slot, 2);
+  let head = <u32>load<u16>(slot);
   if (head >= size) return POP_BROKEN;
   return <i32>head;
 }
@@ -115,6 +118,7 @@ export function walkChain(q: i32, head: i32, s: usize): bool {
     // SAFE: i < limit, and the table [table, table + 16 × limit) was validated (by queueSetup
     // for the ring's table, by translate below for an indirect one).
     let d = table + (<usize>i << 4);
+    if (!indirect) syncIn(d, 16); // an indirect table came in whole
     let addr = load<u64>(d);
     let len = load<u32>(d, 8);
     let flags = load<u16>(d, 12);
@@ -124,6 +128,7 @@ export function walkChain(q: i32, head: i32, s: usize): bool {
       if (len == 0 || (len & 15) != 0) return false;
       let t = translate(addr, <u64>len);
       if (t == 0) return false;
+      syncIn(t, len);
       table = t; limit = len >> 4; i = 0; visited = 0; indirect = true;
       continue;
     }
@@ -137,6 +142,7 @@ export function walkChain(q: i32, head: i32, s: usize): bool {
         nWrite++; writeLen += len;
       } else {
         if (nWrite != 0) return false;
+        syncIn(p, len);
         let e = iovAt(s, nRead);
         store<u32>(e, <u32>p); store<u32>(e, len, 4);
         nRead++; readLen += len;
@@ -164,6 +170,7 @@ export function pushUsed(q: i32, head: u32, len: u32): void {
   let e = used + 4 + (<usize>(idx & (size - 1)) << 3);
   store<u32>(e, head);
   store<u32>(e, len, 4);
+  syncOut(e, 8);
   store<u32>(qp, (idx + 1) & 0xFFFF, Q_USED_IDX);
   store<u32>(qp, load<u32>(qp, Q_UNPUBLISHED) + 1, Q_UNPUBLISHED);
 }
@@ -183,12 +190,16 @@ export function publish(q: i32): bool {
   let newIdx = load<u32>(qp, Q_USED_IDX);
   // SAFE: validated ring areas.
   store<u16>(used, <u16>newIdx, 2);
+  syncOut(used + 2, 2);
   if (featEventIdx) {
     let old = load<u32>(qp, Q_SIGNALLED);
     store<u32>(qp, newIdx, Q_SIGNALLED);
-    let ev = <u32>load<u16>(avail + 4 + (<usize>size << 1));
+    let evp = avail + 4 + (<usize>size << 1);
+    syncIn(evp, 2);
+    let ev = <u32>load<u16>(evp);
     return ((newIdx - ev - 1) & 0xFFFF) < ((newIdx - old) & 0xFFFF);
   }
+  syncIn(avail, 2);
   return (load<u16>(avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) == 0;
 }
 
@@ -203,7 +214,10 @@ export function armKick(q: i32): bool {
   let used = <usize>load<u32>(qp, Q_USED);
   let avail = <usize>load<u32>(qp, Q_AVAIL);
   let last = load<u32>(qp, Q_LAST_AVAIL);
-  store<u16>(used + 4 + (<usize>size << 3), <u16>last);
+  let evp = used + 4 + (<usize>size << 3);
+  store<u16>(evp, <u16>last);
+  syncOut(evp, 2);
+  syncIn(avail + 2, 2);
   return ((<u32>load<u16>(avail, 2)) & 0xFFFF) != last;
 }
 

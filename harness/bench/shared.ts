@@ -17,24 +17,11 @@
  */
 import fs from 'node:fs';
 import { Virtio9pDevice } from '../../src/device.js';
-import { instantiateCore } from '../../src/wasm/core.js';
 import type { Backend } from '../../src/backends/backend.js';
 
-const PAGE = 65536;
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export async function createSharedDevice(backend: Backend, sharedWasm: BufferSource, guestMemorySize = 16 << 20): Promise<Virtio9pDevice> {
-  const module = await WebAssembly.compile(sharedWasm);
-  const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
-  const D = Virtio9pDevice as any;
-  let dev: any;
-  const imports = D.imports(() => dev);
-  const ex = await instantiateCore(module, memory, imports);
-  const base = Math.ceil(ex.coreEnd() / PAGE) * PAGE;
-  const pages = Math.ceil((base + guestMemorySize) / PAGE);
-  if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
-  ex.init(base, BigInt(guestMemorySize));
-  dev = new D({ backend }, ex, memory, base, guestMemorySize);
+  const dev = await Virtio9pDevice.create({ backend, wasm: sharedWasm, sharedMemory: true, guestMemorySize });
   if (!(dev.ram.buffer instanceof SharedArrayBuffer)) throw new Error('shared prototype: guest RAM is not shared');
   return dev;
 }

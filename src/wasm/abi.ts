@@ -1,17 +1,17 @@
 /**
  * The typed ABI of build/virtio9p.wasm (see README "ABI"). The module imports `env.memory`,
- * `device.interrupt`, the `backend.*` file-system table and (debug build only)
+ * `device.interrupt`, `device.reply`, `device.copyIn`/`copyOut` (copy mode), the `backend.*` file-system table and (debug build only)
  * wasi_snapshot_preview1 `fd_write`/`proc_exit` for abort; it exports the functions below.
  * tests/abi.test.ts and harness/check-abi.mjs compare the module against these lists.
  */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
   _start(): void;
   abiVersion(): number;
   coreEnd(): number;
-  init(base: number, size: bigint): void;
+  init(base: number, size: bigint, copyMode: number): void;
   deviceFeatures(): bigint;
   setDriverFeatures(f: bigint): number;
   status(): number;
@@ -35,6 +35,9 @@ export interface CoreExports {
   countersPtr(): number;
   maxSlots(): number;
   slotOut(slot: number): number;
+  saveState(): number;
+  loadState(): number;
+  inflight(): number;
 }
 
 export const EXPORTS = [
@@ -42,7 +45,7 @@ export const EXPORTS = [
   'status', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
   'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
   'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
-  'maxSlots', 'slotOut',
+  'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight',
 ] as const;
 
 /** backend.* imports, in the seed's FileOperations spirit (WASI conventions). */
@@ -53,7 +56,7 @@ export const BACKEND_IMPORTS = [
 ] as const;
 
 export const IMPORTS = [
-  'env.memory', 'device.interrupt', 'device.reply', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
+  'env.memory', 'device.interrupt', 'device.reply', 'device.copyIn', 'device.copyOut', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
 ];
 /** Only the debug build (assertions on) imports these. */
 export const DEBUG_IMPORTS = ['wasi_snapshot_preview1.fd_write', 'wasi_snapshot_preview1.proc_exit'];

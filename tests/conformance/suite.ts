@@ -33,6 +33,8 @@ export interface BackendTraits {
   transport?: 'direct' | 'mmio' | 'pci';
   /** run every test on this ring layout (default split) */
   ring?: 'split' | 'packed';
+  /** guest RAM: the device's own window (default) or a plain ArrayBuffer in copy mode */
+  memory?: 'window' | 'copy';
 }
 
 export function defineConformance(name: string, makeBackend: BackendFactory, traits: BackendTraits = {}): void {
@@ -53,7 +55,7 @@ export function defineConformance(name: string, makeBackend: BackendFactory, tra
     }
     /** A fresh backend booted and mounted (Tversion 512000 + Tattach fid 0). */
     async function mount(opts: { msize?: number; mount?: boolean } = {}): Promise<Ctx> {
-      return boot(await fresh(), { transport: traits.transport, ring: traits.ring, ...opts });
+      return boot(await fresh(), { transport: traits.transport, ring: traits.ring, memory: traits.memory, ...opts });
     }
 
     // ───────────────────────────────────────────────────────────── Tversion

@@ -1,4 +1,5 @@
-/** The conformance suite through the transports' registers and on the packed ring layout. */
+/** The conformance suite through the transports' registers, on the packed ring layout, and with
+ *  guest RAM in a plain ArrayBuffer (copy mode: the driver never sees the device's window). */
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { defineConformance } from './suite.js';
 
@@ -6,3 +7,5 @@ defineConformance('MemoryBackend over virtio-mmio', async () => ({ backend: new 
 defineConformance('MemoryBackend over virtio-pci', async () => ({ backend: new MemoryBackend() }), { transport: 'pci' });
 defineConformance('MemoryBackend on a packed virtqueue', async () => ({ backend: new MemoryBackend() }), { ring: 'packed' });
 defineConformance('MemoryBackend on a packed virtqueue over virtio-pci', async () => ({ backend: new MemoryBackend() }), { ring: 'packed', transport: 'pci' });
+defineConformance('MemoryBackend, guest RAM in a plain ArrayBuffer (copy mode)', async () => ({ backend: new MemoryBackend() }), { memory: 'copy' });
+defineConformance('MemoryBackend, copy mode, packed virtqueue over virtio-mmio', async () => ({ backend: new MemoryBackend() }), { memory: 'copy', ring: 'packed', transport: 'mmio' });

@@ -60,10 +60,12 @@ export interface Ctx {
   sendRaw(msg: Uint8Array, replyCap?: number): Promise<Decoded | null>;
 }
 
-export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci'; ring?: 'split' | 'packed' } = {}): Promise<Ctx> {
+export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci'; ring?: 'split' | 'packed'; memory?: 'window' | 'copy' } = {}): Promise<Ctx> {
+  // copy mode: guest RAM is a plain ArrayBuffer of the "VMM"; the driver only ever sees it
+  const device = opts.memory === 'copy' ? { guestRam: new Uint8Array(new ArrayBuffer(64 << 20)) } : undefined;
   const machine = opts.ring === 'packed'
-    ? await createPackedMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport }) as unknown as Machine
-    : await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport });
+    ? await createPackedMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport, device }) as unknown as Machine
+    : await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport, device });
   const log: Completion[] = [];
   const driverRpc = machine.driver.rpcFn;
   const rpc: RpcFn = async (t, o) => {
