@@ -16,6 +16,8 @@
  *    links), so rename(node) and remove(node) can find it.
  *  - An inode is freed when nlink = 0 and no Node references or open handles remain.
  *  - Errors are returned as negative Linux errno numbers.
+ *  - snapshotState() / MemoryBackend.restoreState() save and rebuild the whole state (Node and Fh
+ *    numbers included) for a VMM saving its state; they live at the end of the class.
  */
 import {
   Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs,
@@ -1047,6 +1049,314 @@ export class MemoryBackend implements Backend {
       else this.addTree(p, v as MemoryTree);
     }
   }
+
+  // ---- snapshot / restore (a VMM saving its state) -------------------------------------------
+  //
+  // Binary format, little-endian (version 1):
+  //   header   "V9PMEMFS" · u32 version · u32 reserved (0) · u64 body length
+  //   body     globals · free fh list · inodes (ascending node) · open handles (fh table order)
+  //   trailer  u32 CRC-32 (IEEE) of header + body
+  // `bytes` = u32 length + raw bytes; `u53` = u64 holding a safe integer; times (sec, nsec) are
+  // f64 (kept exactly whatever the core passed).
+  // A file's data is its chunks as they are allocated (index, allocated length, then the bytes
+  // from the first to the last non-zero one, raw): holes stay holes, zero runs at a chunk's ends
+  // cost nothing, and capacity accounting continues exactly.
+  // Directory entries are kept in readdir order with their cookies (seq) and the directory's
+  // next cookie; removed entries still waiting for compaction are not kept (they are invisible).
+
+  /**
+   * Serialize the whole file system state: every live inode (unlinked-but-referenced ones
+   * included) with its data, links, xattrs and the core's Node references, the open handles and
+   * the handle/inode counters. `MemoryBackend.restoreState` rebuilds an identical backend, so
+   * Node and Fh numbers held by the core stay valid. Deterministic: equal states give equal bytes.
+   */
+  snapshotState(): Uint8Array {
+    const w = new SnapWriter();
+    w.raw(SNAP_MAGIC);
+    w.u32(SNAP_VERSION);
+    w.u32(0);
+    w.u32(0); w.u32(0); // body length, patched below
+    w.f64(this.capacity);
+    w.f64(this.maxInodes);
+    w.u32(this.ownerUid);
+    w.u32(this.ownerGid);
+    w.u53(this.nextIno);
+    w.u32(this.nextFh);
+    w.u53(this.used);
+    w.u32(this.inodeCount);
+    w.u32(this.root.node);
+    w.u32(this.freeFhs.length);
+    for (const fh of this.freeFhs) w.u32(fh);
+    w.u32(this.nodes.size);
+    for (const i of this.nodes.values()) {
+      w.u32(i.node);
+      w.u32(i.mode); w.u32(i.uid); w.u32(i.gid); w.u32(i.nlink); w.u32(i.rdev);
+      w.u53(i.size);
+      w.f64(i.atimeSec); w.f64(i.atimeNsec);
+      w.f64(i.mtimeSec); w.f64(i.mtimeNsec);
+      w.f64(i.ctimeSec); w.f64(i.ctimeNsec);
+      w.u32(i.refs);
+      w.u32(i.linkDir === null ? 0 : i.linkDir.node);
+      w.bytes(bytesOfKey(i.linkKey));
+      const xl = i.extraLinks;
+      w.u32(xl === null ? 0 : xl.length);
+      if (xl !== null) for (const l of xl) { w.u32(l.dir.node); w.bytes(bytesOfKey(l.key)); }
+      w.u32(i.xattrs === null ? 0 : i.xattrs.size);
+      if (i.xattrs !== null) for (const x of i.xattrs.values()) { w.bytes(x.name); w.bytes(x.value); }
+      const kind = i.dir !== null ? KIND_DIR : i.chunks !== null ? KIND_FILE : i.target !== null ? KIND_SYMLINK : KIND_NONE;
+      w.u8(kind);
+      if (kind === KIND_FILE) {
+        const chunks = i.chunks!;
+        w.u32(chunks.size);
+        for (const [ci, c] of chunks) {
+          let hi = c.length, lo = 0;
+          while (hi > 0 && c[hi - 1] === 0) hi--;
+          while (lo < hi && c[lo] === 0) lo++;
+          w.u53(ci); w.u32(c.length); w.u32(lo); w.u32(hi - lo); w.raw(c.subarray(lo, hi));
+        }
+      } else if (kind === KIND_SYMLINK) {
+        w.bytes(i.target!);
+      } else if (kind === KIND_DIR) {
+        const d = i.dir!;
+        w.u53(d.nextSeq);
+        w.u32(d.map.size);
+        for (const e of d.list) {
+          if (e.inode === null) continue;
+          w.u53(e.seq); w.u32(e.inode.node); w.bytes(e.name);
+        }
+      }
+    }
+    w.u32(this.fhs.size);
+    for (const [fh, f] of this.fhs) {
+      w.u32(fh);
+      w.u32(f.inode.node);
+      w.u8((f.readable ? FH_READ : 0) | (f.writable ? FH_WRITE : 0) | (f.append ? FH_APPEND : 0));
+    }
+    return w.finish();
+  }
+
+  /**
+   * Rebuild a backend from `snapshotState()` bytes (possibly from another process). Options
+   * (capacity, inode limit, owner) come from the snapshot. Throws a MemorySnapshotError on a
+   * snapshot that is not one, is truncated, has another version, fails its checksum or is
+   * inconsistent.
+   */
+  static restoreState(bytes: Uint8Array): MemoryBackend {
+    if (!(bytes instanceof Uint8Array)) throw new MemorySnapshotError('not a Uint8Array');
+    if (bytes.length < 8) throw new MemorySnapshotError(`truncated: ${bytes.length} bytes, shorter than the header`);
+    for (let k = 0; k < 8; k++) {
+      if (bytes[k] !== SNAP_MAGIC[k]) throw new MemorySnapshotError('bad magic: not a MemoryBackend snapshot');
+    }
+    const h = new SnapReader(bytes, 8, bytes.length);
+    const version = h.u32('version');
+    if (version !== SNAP_VERSION) {
+      throw new MemorySnapshotError(`unsupported version ${version} (this build reads version ${SNAP_VERSION})`);
+    }
+    if (h.u32('reserved header word') !== 0) throw new MemorySnapshotError('reserved header word is not 0');
+    const bodyLen = h.u53('body length');
+    const total = SNAP_HEADER + bodyLen + 4;
+    if (bytes.length < total) {
+      throw new MemorySnapshotError(`truncated: ${bytes.length} bytes, the header says ${total}`);
+    }
+    if (bytes.length > total) {
+      throw new MemorySnapshotError(`${bytes.length - total} unexpected bytes after the end (${total} bytes)`);
+    }
+    const end = SNAP_HEADER + bodyLen;
+    const want = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(end, true);
+    if (crc32(bytes.subarray(0, end)) !== want) throw new MemorySnapshotError('checksum mismatch (corrupted)');
+    return MemoryBackend.decodeBody(new SnapReader(bytes, SNAP_HEADER, end));
+  }
+
+  private static decodeBody(r: SnapReader): MemoryBackend {
+    const bad = (msg: string): never => { throw new MemorySnapshotError(msg); };
+    const capacity = r.f64('capacity');
+    const maxInodes = r.f64('maxInodes');
+    if (capacity !== Infinity && !(Number.isSafeInteger(capacity) && capacity >= 0)) bad(`bad capacity ${capacity}`);
+    if (maxInodes !== Infinity && !(Number.isSafeInteger(maxInodes) && maxInodes >= 1)) bad(`bad maxInodes ${maxInodes}`);
+    const ownerUid = r.u32('owner uid');
+    const ownerGid = r.u32('owner gid');
+    const nextIno = r.u53('nextIno');
+    const nextFh = r.u32('nextFh');
+    if (nextFh < 1 || nextFh > 2 ** 31) bad(`bad nextFh ${nextFh}`);
+    const used = r.u53('used');
+    const inodeCount = r.u32('inode count');
+    const rootNode = r.u32('root node');
+
+    const b = new MemoryBackend();
+    const w = b as unknown as { capacity: number; maxInodes: number; ownerUid: number; ownerGid: number; root: Inode };
+    w.capacity = capacity; w.maxInodes = maxInodes; w.ownerUid = ownerUid; w.ownerGid = ownerGid;
+    b.nodes.clear();
+    b.nextIno = nextIno;
+    b.nextFh = nextFh;
+
+    const nFree = r.count('free fh list', 4);
+    const handles = new Set<number>();
+    for (let k = 0; k < nFree; k++) {
+      const fh = r.u32('free fh');
+      if (fh < 1 || fh >= nextFh || handles.has(fh)) bad(`bad free fh ${fh}`);
+      handles.add(fh);
+      b.freeFhs.push(fh);
+    }
+
+    interface Pending { i: Inode; links: Array<[number, Uint8Array]>; ents: Array<[number, number, Uint8Array]> | null }
+    const pending: Pending[] = [];
+    const nInodes = r.count('inode table', 4);
+    let last = 0;
+    for (let k = 0; k < nInodes; k++) {
+      const node = r.u32('node');
+      if (node <= last || node >= nextIno) bad(`bad node number ${node} (after ${last}, nextIno ${nextIno})`);
+      last = node;
+      const i = new Inode(node, r.u32('mode'), r.u32('uid'), r.u32('gid'));
+      i.nlink = r.u32('nlink');
+      i.rdev = r.u32('rdev');
+      i.size = r.u53('size');
+      i.atimeSec = r.f64('atime'); i.atimeNsec = r.f64('atime ns');
+      i.mtimeSec = r.f64('mtime'); i.mtimeNsec = r.f64('mtime ns');
+      i.ctimeSec = r.f64('ctime'); i.ctimeNsec = r.f64('ctime ns');
+      if (![i.atimeSec, i.atimeNsec, i.mtimeSec, i.mtimeNsec, i.ctimeSec, i.ctimeNsec].every(Number.isFinite)) bad(`node ${node}: bad time`);
+      i.refs = r.u32('refs');
+      const links: Array<[number, Uint8Array]> = [];
+      const linkDir = r.u32('link dir');
+      const linkKey = r.bytes('link name');
+      if (linkDir !== 0) links.push([linkDir, linkKey]);
+      else if (linkKey.length !== 0) bad(`node ${node}: link name without a directory`);
+      const nExtra = r.count('extra links', 8);
+      if (nExtra > 0 && linkDir === 0) bad(`node ${node}: extra links without a first link`);
+      for (let x = 0; x < nExtra; x++) {
+        const dn = r.u32('extra link dir');
+        if (dn === 0) bad(`node ${node}: extra link without a directory`);
+        links.push([dn, r.bytes('extra link name')]);
+      }
+      const nX = r.count('xattrs', 8);
+      if (nX > 0) {
+        i.xattrs = new Map();
+        for (let x = 0; x < nX; x++) {
+          const name = r.bytes('xattr name');
+          const value = r.bytes('xattr value');
+          const key = keyOf(name);
+          if (name.length === 0 || i.xattrs.has(key)) bad(`node ${node}: bad or duplicate xattr name`);
+          i.xattrs.set(key, { name, value });
+        }
+      }
+      const kind = r.u8('kind');
+      const type = i.mode & S_IFMT;
+      const want = type === S_IFDIR ? KIND_DIR : type === S_IFREG ? KIND_FILE : type === S_IFLNK ? KIND_SYMLINK : KIND_NONE;
+      if (kind !== want) bad(`node ${node}: kind ${kind} does not match mode 0o${i.mode.toString(8)}`);
+      let ents: Pending['ents'] = null;
+      if (kind === KIND_FILE) {
+        const chunks = new Map<number, Uint8Array>();
+        i.chunks = chunks;
+        const nC = r.count('chunks', 20);
+        for (let x = 0; x < nC; x++) {
+          const ci = r.u53('chunk index');
+          const len = r.u32('chunk length');
+          const lo = r.u32('chunk data offset');
+          const n = r.u32('chunk data length');
+          if (len < PAGE || len > CHUNK || (len & (len - 1)) !== 0) bad(`node ${node}: bad chunk length ${len}`);
+          if (lo + n > len || ci * CHUNK >= i.size || ci * CHUNK + lo + n > i.size) bad(`node ${node}: chunk ${ci} outside the file`);
+          if (chunks.has(ci)) bad(`node ${node}: duplicate chunk ${ci}`);
+          const data = r.raw(n, 'chunk data');
+          // canonical form: the stored range starts and ends with a non-zero byte
+          if (n === 0 ? lo !== 0 : data[0] === 0 || data[n - 1] === 0) bad(`node ${node}: chunk ${ci} data not trimmed`);
+          const c = b.pool.take(len);
+          c.set(data, lo);
+          chunks.set(ci, c);
+          i.alloc += len;
+        }
+        i.blocks = i.alloc / 512;
+      } else if (kind === KIND_SYMLINK) {
+        i.target = r.bytes('symlink target');
+        if (i.size !== i.target.length) bad(`node ${node}: symlink size ${i.size} != target length`);
+      } else if (kind === KIND_DIR) {
+        i.dir = new DirData();
+        i.dir.nextSeq = r.u53('next cookie');
+        ents = [];
+        const nE = r.count('directory entries', 16);
+        let prev = 2;
+        for (let x = 0; x < nE; x++) {
+          const seq = r.u53('cookie');
+          const child = r.u32('entry node');
+          const name = r.bytes('entry name');
+          if (seq <= prev || seq >= i.dir.nextSeq) bad(`node ${node}: entry cookie ${seq} out of order`);
+          prev = seq;
+          if (name.length === 0 || isDotName(name)) bad(`node ${node}: bad entry name`);
+          ents.push([seq, child, name]);
+        }
+      } else if (i.size !== 0) {
+        bad(`node ${node}: special file with size ${i.size}`);
+      }
+      b.nodes.set(node, i);
+      pending.push({ i, links, ents });
+    }
+
+    const nFh = r.count('open handles', 9);
+    for (let k = 0; k < nFh; k++) {
+      const fh = r.u32('fh');
+      const node = r.u32('fh node');
+      const fl = r.u8('fh flags');
+      if (fh < 1 || fh >= nextFh || handles.has(fh)) bad(`bad or duplicate fh ${fh}`);
+      handles.add(fh);
+      const i = b.nodes.get(node);
+      if (i === undefined) bad(`fh ${fh}: no node ${node}`);
+      if ((fl & ~(FH_READ | FH_WRITE | FH_APPEND)) !== 0 || (fl & (FH_READ | FH_WRITE)) === 0) bad(`fh ${fh}: bad flags ${fl}`);
+      b.fhs.set(fh, new OpenFile(i!, (fl & FH_READ) !== 0, (fl & FH_WRITE) !== 0, (fl & FH_APPEND) !== 0));
+      i!.opens++;
+    }
+    if (r.pos !== r.end) bad(`${r.end - r.pos} unparsed bytes at the end of the body`);
+    if (handles.size !== nextFh - 1) bad(`fh table (${handles.size} open or free) does not cover 1..${nextFh - 1}`);
+
+    // Cross references: directory entries, then each inode's links against them.
+    const root = b.nodes.get(rootNode);
+    if (root === undefined || root.dir === null) bad(`root node ${rootNode} is not a directory`);
+    w.root = root!;
+    const entOwner = new Map<DirEnt, Inode>();
+    const linkCount = new Map<Inode, number>();
+    for (const p of pending) {
+      if (p.ents === null) continue;
+      const d = p.i.dir!;
+      let subdirs = 0;
+      for (const [seq, cn, name] of p.ents) {
+        const c = b.nodes.get(cn);
+        if (c === undefined) bad(`node ${p.i.node}: entry for missing node ${cn}`);
+        if (c === root) bad(`node ${p.i.node}: entry for the root`);
+        const key = keyOf(name);
+        if (d.map.has(key)) bad(`node ${p.i.node}: duplicate entry name`);
+        const ent = new DirEnt(key, name, c!, seq);
+        d.map.set(key, ent);
+        d.list.push(ent);
+        entOwner.set(ent, c!);
+        linkCount.set(c!, (linkCount.get(c!) ?? 0) + 1);
+        if (c!.dir !== null) subdirs++;
+      }
+      const linked = p.i === root || p.links.length > 0;
+      if (linked ? p.i.nlink !== 2 + subdirs : p.i.nlink !== 0 || d.map.size !== 0) {
+        bad(`directory ${p.i.node}: nlink ${p.i.nlink} does not match its entries`);
+      }
+    }
+    for (const p of pending) {
+      const i = p.i;
+      for (let k = 0; k < p.links.length; k++) {
+        const [dn, name] = p.links[k];
+        const d = b.nodes.get(dn);
+        const key = keyOf(name);
+        const ent = d === undefined || d.dir === null ? undefined : d.dir.map.get(key);
+        if (ent === undefined || ent.inode !== i || !entOwner.delete(ent)) bad(`node ${i.node}: link to a missing entry`);
+        if (k === 0) { i.linkDir = d!; i.linkKey = key; }
+        else (i.extraLinks ??= []).push({ dir: d!, key });
+      }
+      const n = linkCount.get(i) ?? 0;
+      if (n !== p.links.length) bad(`node ${i.node}: ${n} entries but ${p.links.length} links`);
+      if (i.dir !== null ? n > 1 : i.nlink !== n) bad(`node ${i.node}: nlink ${i.nlink} with ${n} entries`);
+      if (i !== root && i.nlink === 0 && i.refs === 0 && i.opens === 0) bad(`node ${i.node} is unreferenced`);
+      b.used += i.alloc;
+    }
+    if (entOwner.size !== 0) bad('directory entries without a link');
+    if (root!.linkDir !== null) bad('the root has a link');
+    b.inodeCount = b.nodes.size;
+    if (inodeCount !== b.nodes.size || b.nodes.size > maxInodes) bad(`inode count ${inodeCount} != ${b.nodes.size} inodes`);
+    if (used !== b.used || used > capacity) bad(`used ${used} != ${b.used} bytes of chunks (capacity ${capacity})`);
+    return b;
+  }
 }
 
 function isSymlinkSpec(v: object): v is { symlink: string } {
@@ -1056,3 +1366,130 @@ function isSymlinkSpec(v: object): v is { symlink: string } {
 
 const DOT = new Uint8Array([0x2e]);
 const DOTDOT = new Uint8Array([0x2e, 0x2e]);
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot encoding (MemoryBackend.snapshotState / restoreState).
+
+/** A snapshot that cannot be restored (not a snapshot, truncated, other version, corrupted). */
+export class MemorySnapshotError extends Error {
+  constructor(message: string) {
+    super(`MemoryBackend snapshot: ${message}`);
+    this.name = 'MemorySnapshotError';
+  }
+}
+
+const SNAP_MAGIC = new Uint8Array([0x56, 0x39, 0x50, 0x4d, 0x45, 0x4d, 0x46, 0x53]); // "V9PMEMFS"
+const SNAP_VERSION = 1;
+const SNAP_HEADER = 24; // magic, version, reserved, u64 body length
+const KIND_NONE = 0, KIND_DIR = 1, KIND_FILE = 2, KIND_SYMLINK = 3;
+const FH_READ = 1, FH_WRITE = 2, FH_APPEND = 4;
+
+class SnapWriter {
+  private buf = new Uint8Array(1 << 16);
+  private dv = new DataView(this.buf.buffer);
+  private pos = 0;
+
+  private need(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let len = this.buf.length * 2;
+    while (len < this.pos + n) len *= 2;
+    const nb = new Uint8Array(len);
+    nb.set(this.buf.subarray(0, this.pos));
+    this.buf = nb;
+    this.dv = new DataView(nb.buffer);
+  }
+
+  u8(v: number): void { this.need(1); this.buf[this.pos++] = v; }
+
+  u32(v: number): void {
+    if (v >>> 0 !== v) throw new MemorySnapshotError(`cannot encode ${v} as u32`);
+    this.need(4); this.dv.setUint32(this.pos, v, true); this.pos += 4;
+  }
+
+  u53(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new MemorySnapshotError(`cannot encode ${v} as u64`);
+    this.need(8);
+    this.dv.setUint32(this.pos, v >>> 0, true);
+    this.dv.setUint32(this.pos + 4, Math.floor(v / 2 ** 32), true);
+    this.pos += 8;
+  }
+
+  f64(v: number): void { this.need(8); this.dv.setFloat64(this.pos, v, true); this.pos += 8; }
+
+  raw(b: Uint8Array): void { this.need(b.length); this.buf.set(b, this.pos); this.pos += b.length; }
+
+  bytes(b: Uint8Array): void { this.u32(b.length); this.raw(b); }
+
+  /** Patch the body length, append the CRC and return the exact bytes. */
+  finish(): Uint8Array {
+    const bodyLen = this.pos - SNAP_HEADER;
+    this.dv.setUint32(16, bodyLen >>> 0, true);
+    this.dv.setUint32(20, Math.floor(bodyLen / 2 ** 32), true);
+    const crc = crc32(this.buf.subarray(0, this.pos));
+    this.need(4);
+    this.dv.setUint32(this.pos, crc, true);
+    this.pos += 4;
+    return this.buf.slice(0, this.pos);
+  }
+}
+
+/** Bounds-checked little-endian reader over [pos, end). */
+class SnapReader {
+  private readonly dv: DataView;
+  constructor(private readonly b: Uint8Array, public pos: number, readonly end: number) {
+    this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  private need(n: number, what: string): void {
+    if (n > this.end - this.pos) {
+      throw new MemorySnapshotError(`truncated: ${what} at offset ${this.pos} needs ${n} bytes, ${this.end - this.pos} left`);
+    }
+  }
+
+  u8(what: string): number { this.need(1, what); return this.b[this.pos++]; }
+
+  u32(what: string): number { this.need(4, what); const v = this.dv.getUint32(this.pos, true); this.pos += 4; return v; }
+
+  u53(what: string): number {
+    this.need(8, what);
+    const lo = this.dv.getUint32(this.pos, true), hi = this.dv.getUint32(this.pos + 4, true);
+    if (hi > 0x1FFFFF) throw new MemorySnapshotError(`${what} at offset ${this.pos} is above 2^53`);
+    this.pos += 8;
+    return hi * 2 ** 32 + lo;
+  }
+
+  f64(what: string): number { this.need(8, what); const v = this.dv.getFloat64(this.pos, true); this.pos += 8; return v; }
+
+  /** A view of the next n bytes (copy it to keep it). */
+  raw(n: number, what: string): Uint8Array { this.need(n, what); const v = this.b.subarray(this.pos, this.pos + n); this.pos += n; return v; }
+
+  /** A length-prefixed byte string, copied. */
+  bytes(what: string): Uint8Array { const n = this.u32(what); return this.raw(n, what).slice(); }
+
+  /** An element count, checked against the bytes left (each element takes at least `min`). */
+  count(what: string, min: number): number {
+    const n = this.u32(`${what} count`);
+    if (n * min > this.end - this.pos) {
+      throw new MemorySnapshotError(`truncated: ${what} count ${n} at offset ${this.pos - 4} exceeds the bytes left`);
+    }
+    return n;
+  }
+}
+
+let crcTable: Int32Array | null = null;
+
+/** CRC-32 (IEEE 802.3), as zlib computes it. */
+function crc32(b: Uint8Array): number {
+  let t = crcTable;
+  if (t === null) {
+    t = crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1;
+      t[n] = c;
+    }
+  }
+  let c = -1;
+  for (let k = 0; k < b.length; k++) c = t[(c ^ b[k]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
