@@ -24,6 +24,7 @@ import { pathToFileURL } from 'node:url';
 import { runQemuVirtio, repoRoot, QEMU_DEVICE } from './qemu-virtio.js';
 import { loadJustifications, renderReport, undocumentedReferenceFailures, unjustified } from './report.js';
 import type { GuestResult } from './result.js';
+import { runV86, v86DeviceName, type V86Variant } from './v86.js';
 
 export interface RunnerOptions { msize?: number; mountOpts?: string; logDir: string }
 
@@ -51,7 +52,13 @@ export const RUNNERS: Runner[] = [
       exportDir, msize: o.msize, mountOpts: o.mountOpts, log: path.join(o.logDir, `${QEMU_DEVICE}-console.log`),
     })),
   },
-  // v86 runners go here: { name: 'v86-ours', run: (o) => ... }, { name: 'v86-own', run: ... }
+  // our device in v86 (memory, local and proxy backends), then v86's own device
+  ...(['ours-memory', 'ours-local', 'ours-proxy', 'own'] as V86Variant[]).map((variant): Runner => ({
+    name: v86DeviceName(variant),
+    run: (o) => withTempExport(variant, (exportDir) => runV86({
+      variant, exportDir, msize: o.msize, mountOpts: o.mountOpts, log: path.join(o.logDir, `${v86DeviceName(variant)}-console.log`),
+    })),
+  })),
 ];
 
 /** Run each runner in turn (never in parallel: the step times are compared). */

@@ -1,7 +1,9 @@
 /**
  * The side-by-side comparison (docs/side-by-side.md): QEMU's own virtio-9p-pci (the reference)
  * runs the Linux guest's 29-step workload; every step must pass or be a documented QEMU
- * failure; the report goes to .cache/side-by-side/report.md. Plus unit tests of the console
+ * failure. Then a Debian i386 Linux in v86 runs the same workload through our device (memory,
+ * local and proxy backends) and through v86's own; every difference from QEMU must be
+ * justified in the docs. The report goes to .cache/side-by-side/report.md. Plus unit tests of the console
  * parser, differences(), renderReport() and the justification table's parser.
  */
 import { describe, test, expect } from '@jest/globals';
@@ -13,6 +15,8 @@ import {
   differences, renderReport, loadJustifications, parseJustifications, justificationKey, justifiedPairs,
   unjustified, undocumentedReferenceFailures,
 } from '../../harness/side-by-side/report.js';
+import { runV86, v86DeviceName, type V86Variant } from '../../harness/side-by-side/v86.js';
+import { V86_GUEST_DIR } from '../../harness/v86-guest/boot.js';
 import { parseGuestConsole, WORKLOAD_STEPS, MOUNT_STEP, type GuestResult, type StepResult } from '../../harness/side-by-side/result.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -144,8 +148,11 @@ describe('side by side: differences and the report', () => {
   });
 });
 
-describe('side by side: QEMU\'s own virtio-9p-pci (passthrough) runs the workload', () => {
-  test('every step passes or is a documented QEMU failure; the report is written', async () => {
+// The reference first, then each device in v86; the report is written after the last run.
+const runs: GuestResult[] = [];
+
+describe('side by side: QEMU\'s own virtio-9p-pci (passthrough), our device in v86, v86\'s own device', () => {
+  test('QEMU: every step passes or is a documented QEMU failure', async () => {
     const kit = guestKit();
     if (!fs.existsSync(kit.kernel)) throw new Error(`no guest kernel at ${kit.kernel}: run harness/linux-guest/setup.sh and build-initramfs.sh`);
     const exportDir = fs.mkdtempSync(path.join(os.tmpdir(), 'v9p-sbs-qemu-'));
@@ -155,9 +162,8 @@ describe('side by side: QEMU\'s own virtio-9p-pci (passthrough) runs the workloa
     } finally {
       fs.rmSync(exportDir, { recursive: true, force: true });
     }
+    runs.push(run);
     const justifications = loadJustifications(DOC);
-    fs.mkdirSync(OUT, { recursive: true });
-    fs.writeFileSync(path.join(OUT, 'report.md'), renderReport([run], justifications));
     const undocumented = [...run.steps].filter(([s, r]) => r.result !== 'PASS' && !justifications.has(justificationKey(QEMU_DEVICE, s)));
     if (!run.mounted || undocumented.length || run.steps.size !== WORKLOAD_STEPS.length) {
       console.log(run.console.split('\n').filter((l) => /^@@|^ {3}\||^qemu-system/.test(l)).join('\n'));
@@ -168,4 +174,35 @@ describe('side by side: QEMU\'s own virtio-9p-pci (passthrough) runs the workloa
     expect(parseGuestConsole(run.console).done).toBe(true);
     expect(parseGuestConsole(run.console).unmounted).toBe(true);
   }, 400000);
+
+  // A Debian i386 kernel in v86 (harness/v86-guest) mounting with trans=virtio: through our
+  // device on v86's PCI bus (src/adapters/v86-pci.ts) with each backend, and through v86's own.
+  test.each(['ours-memory', 'ours-local', 'ours-proxy', 'own'] as V86Variant[])('v86 %s: the guest mounts and runs every step; differences from QEMU are justified', async (variant) => {
+    if (!fs.existsSync(path.join(V86_GUEST_DIR, 'vmlinuz'))) throw new Error(`no v86 guest in ${V86_GUEST_DIR}: run harness/v86-guest/setup.sh`);
+    const exportDir = fs.mkdtempSync(path.join(os.tmpdir(), `v9p-sbs-${variant}-`));
+    let run: GuestResult & { interrupts?: number };
+    try {
+      run = await runV86({ variant, exportDir, log: path.join(OUT, 'logs', `${v86DeviceName(variant)}-console.log`) });
+    } finally {
+      fs.rmSync(exportDir, { recursive: true, force: true });
+    }
+    runs.push(run);
+    if (!run.mounted || run.steps.size !== WORKLOAD_STEPS.length) console.log(run.console.split('\n').slice(-60).join('\n'));
+    expect(run.mounted).toBe(true);
+    expect([...run.steps.keys()]).toEqual([...WORKLOAD_STEPS]);
+    expect(parseGuestConsole(run.console).unmounted).toBe(true);
+    if (variant !== 'own') expect(run.interrupts).toBeGreaterThan(0); // the guest really used our device
+    const ref = runs.find((r) => r.device === QEMU_DEVICE);
+    if (ref) expect(unjustified(ref, run, loadJustifications(DOC))).toEqual([]);
+  }, 400000);
+
+  test('the report: one column per device, every difference from QEMU justified', () => {
+    expect(runs.map((r) => r.device)).toEqual([QEMU_DEVICE, ...['ours-memory', 'ours-local', 'ours-proxy', 'own'].map((v) => v86DeviceName(v as V86Variant))]);
+    const justifications = loadJustifications(DOC);
+    fs.mkdirSync(OUT, { recursive: true });
+    fs.writeFileSync(path.join(OUT, 'report.md'), renderReport(runs, justifications));
+    const [ref, ...others] = runs;
+    expect(undocumentedReferenceFailures(ref, justifications)).toEqual([]);
+    expect(others.flatMap((o) => unjustified(ref, o, justifications))).toEqual([]);
+  });
 });

@@ -1,0 +1,54 @@
+/**
+ * The v86 runners of the side-by-side comparison: the same i386 Linux guest (harness/v86-guest)
+ * mounting with trans=virtio either through our device in place of v86's own
+ * (src/adapters/v86-pci.ts, on a memory, local or proxy backend) or through v86's own
+ * virtio-9p device with its in-memory file system.
+ */
+import type { Backend } from '../../src/backends/backend.js';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { makeBackend } from '../../src/backends/make.js';
+import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
+import { bootV86Guest } from '../v86-guest/boot.js';
+import { parseGuestConsole, type GuestResult } from './result.js';
+
+export type V86Variant = 'ours-memory' | 'ours-local' | 'ours-proxy' | 'own';
+
+export interface V86RunOptions {
+  variant: V86Variant;
+  /** the export directory (ours-local, ours-proxy) */
+  exportDir?: string;
+  msize?: number;
+  mountOpts?: string;
+  log?: string;
+  timeoutMs?: number;
+}
+
+export const v86DeviceName = (v: V86Variant): string => `v86-${v}`;
+
+export async function runV86(o: V86RunOptions): Promise<GuestResult & { interrupts?: number }> {
+  let backend: Backend | undefined;
+  let adapter: V86Virtio9p | undefined;
+  if (o.variant === 'ours-memory') backend = new MemoryBackend();
+  else if (o.variant !== 'own') {
+    if (!o.exportDir) throw new Error(`${o.variant} needs an export directory`);
+    backend = await makeBackend(o.variant === 'ours-local' ? 'local' : 'proxy', o.exportDir);
+  }
+  const words: string[] = [];
+  if (o.msize) words.push(`ninep.msize=${o.msize}`);
+  if (o.mountOpts) words.push(`ninep.opts=${o.mountOpts}`);
+  try {
+    const r = await bootV86Guest({
+      ownDevice: o.variant === 'own',
+      tag: 'host9p',
+      cmdline: words.join(' '),
+      log: o.log,
+      timeoutMs: o.timeoutMs ?? 300000,
+      beforeStart: backend ? async (emulator) => { adapter = await V86Virtio9p.attach(emulator, { backend: backend! }); } : undefined,
+    });
+    const p = parseGuestConsole(r.console);
+    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, interrupts: adapter?.interrupts };
+  } finally {
+    const d = backend as unknown as { destroy?: () => unknown } | undefined;
+    await d?.destroy?.();
+  }
+}
