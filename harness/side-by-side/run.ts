@@ -53,7 +53,7 @@ export const RUNNERS: Runner[] = [
     })),
   },
   // our device in v86 (memory, local and proxy backends), then v86's own device
-  ...(['ours-memory', 'ours-local', 'ours-proxy', 'own'] as V86Variant[]).map((variant): Runner => ({
+  ...(['ours-memory', 'ours-local', 'ours-proxy', 'handle9p', 'own'] as V86Variant[]).map((variant): Runner => ({
     name: v86DeviceName(variant),
     run: (o) => withTempExport(variant, (exportDir) => runV86({
       variant, exportDir, msize: o.msize, mountOpts: o.mountOpts, log: path.join(o.logDir, `${v86DeviceName(variant)}-console.log`),

@@ -1,17 +1,21 @@
 /**
  * The v86 runners of the side-by-side comparison: the same i386 Linux guest (harness/v86-guest)
  * mounting with trans=virtio either through our device in place of v86's own
- * (src/adapters/v86-pci.ts, on a memory, local or proxy backend) or through v86's own
- * virtio-9p device with its in-memory file system.
+ * (src/adapters/v86-pci.ts, on a memory, local or proxy backend), through v86's own virtio-9p
+ * device handing requests to our server (src/adapters/v86-handle9p.ts), or through v86's own
+ * device with its in-memory file system.
  */
 import type { Backend } from '../../src/backends/backend.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { makeBackend } from '../../src/backends/make.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
+import { V86Handle9p } from '../../src/adapters/v86-handle9p.js';
 import { bootV86Guest } from '../v86-guest/boot.js';
 import { parseGuestConsole, type GuestResult } from './result.js';
 
-export type V86Variant = 'ours-memory' | 'ours-local' | 'ours-proxy' | 'own';
+/** ours-*: our device in place of v86's; handle9p: v86's own device handing each request to our
+ *  server (the light adapter, MemoryBackend); own: v86's own device and file system */
+export type V86Variant = 'ours-memory' | 'ours-local' | 'ours-proxy' | 'handle9p' | 'own';
 
 export interface V86RunOptions {
   variant: V86Variant;
@@ -25,10 +29,13 @@ export interface V86RunOptions {
 
 export const v86DeviceName = (v: V86Variant): string => `v86-${v}`;
 
-export async function runV86(o: V86RunOptions): Promise<GuestResult & { interrupts?: number }> {
+/** `served`: replies our core sent (undefined for v86's own device). */
+export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?: number }> {
   let backend: Backend | undefined;
   let adapter: V86Virtio9p | undefined;
+  let light: V86Handle9p | undefined;
   if (o.variant === 'ours-memory') backend = new MemoryBackend();
+  else if (o.variant === 'handle9p') light = await V86Handle9p.create({ backend: new MemoryBackend() });
   else if (o.variant !== 'own') {
     if (!o.exportDir) throw new Error(`${o.variant} needs an export directory`);
     backend = await makeBackend(o.variant === 'ours-local' ? 'local' : 'proxy', o.exportDir);
@@ -38,7 +45,8 @@ export async function runV86(o: V86RunOptions): Promise<GuestResult & { interrup
   if (o.mountOpts) words.push(`ninep.opts=${o.mountOpts}`);
   try {
     const r = await bootV86Guest({
-      ownDevice: o.variant === 'own',
+      ownDevice: o.variant === 'own' || o.variant === 'handle9p',
+      v86Options: light ? { filesystem: { handle9p: light.handle9p } } : undefined,
       tag: 'host9p',
       cmdline: words.join(' '),
       log: o.log,
@@ -46,7 +54,7 @@ export async function runV86(o: V86RunOptions): Promise<GuestResult & { interrup
       beforeStart: backend ? async (emulator) => { adapter = await V86Virtio9p.attach(emulator, { backend: backend! }); } : undefined,
     });
     const p = parseGuestConsole(r.console);
-    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, interrupts: adapter?.interrupts };
+    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies };
   } finally {
     const d = backend as unknown as { destroy?: () => unknown } | undefined;
     await d?.destroy?.();
