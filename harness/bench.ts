@@ -14,6 +14,7 @@ import path from 'node:path';
 import url from 'node:url';
 import type { Backend } from '../src/backends/backend.js';
 import { MemoryBackend } from '../src/backends/memory.js';
+import { Virtio9pDevice } from '../src/device.js';
 import { FULL, QUICK, TINY, KEYS, makeSuite, makeRows, formatRows, type Row, type WorkloadKey, type Progress, type Sizes } from './bench/common.js';
 import { runOurs } from './bench/ours.js';
 import { runV86, loadV86Node } from './bench/v86.js';
@@ -54,6 +55,8 @@ export interface BenchOptions {
   only?: WorkloadKey[];
   /** skip the v86 side */
   noV86?: boolean;
+  /** our device in copy mode: guest RAM in a plain ArrayBuffer the device cannot map */
+  copyMode?: boolean;
   log?: (s: string) => void;
 }
 
@@ -102,7 +105,10 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
   const made = await bb.make();
   let ours;
-  try { ours = await runOurs(suite, { backend: () => made.backend, allowAsync: bb.async }, progress, `ours (${kind})`); }
+  const createDevice = opts.copyMode
+    ? (backend: Backend) => Virtio9pDevice.create({ backend, guestMemorySize: 16 << 20, guestRam: new Uint8Array(new ArrayBuffer(16 << 20)) })
+    : undefined;
+  try { ours = await runOurs(suite, { backend: () => made.backend, allowAsync: bb.async, createDevice }, progress, `ours (${kind}${opts.copyMode ? ', copy mode' : ''})`); }
   finally { made.cleanup(); }
 
   let v86 = {};
@@ -117,7 +123,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   return {
     info: {
       node: `node ${process.version}`, host: `${os.type()} ${os.release()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? '?'}`,
-      backend: kind, sizes: suite.sizes, runs: suite.runs, warmup: suite.warmup, v86: v86version, date: new Date().toISOString(),
+      backend: opts.copyMode ? `${kind}, copy mode` : kind, sizes: suite.sizes, runs: suite.runs, warmup: suite.warmup, v86: v86version, date: new Date().toISOString(),
     },
     rows: makeRows(suite, ours, v86, limits),
   };

@@ -57,7 +57,7 @@ flags:
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
   --readonly           refuse every change (EROFS)
   -h, --help           show this help`,
-  bench: `usage: virtio9p bench [--json] [--quick] [--backend KIND] [--runs N] [--only a,b,..] [--no-v86]
+  bench: `usage: virtio9p bench [--json] [--quick] [--backend KIND] [--runs N] [--only a,b,..] [--no-v86] [--copy-mode]
        virtio9p bench --overhead [--json] [--quick]
        virtio9p bench --browser [--json] [--quick] [--only a,b,..] [--no-v86]
        virtio9p bench --socket [--backend KIND] [--seconds N] [--guest] [--json]
@@ -76,6 +76,7 @@ flags:
   --runs N       measured runs per workload (default 3; the median is reported)
   --only LIST    workloads to run: a,b,c,d,d2,e,f,f8k,g (d2: overwrite; f8k: 8 KiB readdir)
   --no-v86       skip the v86 side
+  --copy-mode    our device in copy mode (guest RAM in a plain ArrayBuffer, copied in and out)
   --overhead     null-backend getattr cost and the open-fids curve (writes docs/bench-fids.svg with --chart)
   --chart        also write the SVG charts into docs/
   --browser      run the suite in headless Chromium instead (memory backend)
@@ -163,7 +164,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'bench': {
-      const f = parse(rest, ['json', 'quick', 'socket', 'guest', 'no-v86', 'overhead', 'browser', 'chart'], ['backend', 'seconds', 'runs', 'only']);
+      const f = parse(rest, ['json', 'quick', 'socket', 'guest', 'no-v86', 'overhead', 'browser', 'chart', 'copy-mode'], ['backend', 'seconds', 'runs', 'only']);
       if (f.has('help')) { console.log(HELP.bench); return 0; }
       if (f.has('socket')) {
         const seconds = Number(f.get('seconds') ?? 5);
@@ -201,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
         console.log(f.has('json') ? JSON.stringify(jsonRows(rep), null, 2) : formatResults(rep));
         return 0;
       }
-      const report = await runBench({ quick: f.has('quick'), runs, only, backend: benchKind, noV86: f.has('no-v86'), log });
+      const report = await runBench({ quick: f.has('quick'), runs, only, backend: benchKind, noV86: f.has('no-v86'), copyMode: f.has('copy-mode'), log });
       if (f.has('chart')) writeResultsChart(report, log);
       if (f.has('json')) log(formatHeader(report));
       console.log(f.has('json') ? JSON.stringify(jsonRows(report), null, 2) : formatResults(report));

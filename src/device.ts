@@ -136,12 +136,16 @@ export class Virtio9pDevice {
   /** Copy mode: the core reads [gpa, gpa+len) next — bring it into the window. The core only
    *  asks for ranges it has checked against the window (guest.ts). */
   private copyIn(gpa: number, len: number): void {
-    const ram = this.vmmRam!();
-    this.window.set(ram.subarray(gpa, gpa + len), gpa);
+    const ram = this.vmmRam!(), w = this.window;
+    // ring fields (2–16 bytes) by hand: a subarray per field would allocate
+    if (len <= 32) for (let i = 0; i < len; i++) w[gpa + i] = ram[gpa + i];
+    else w.set(ram.subarray(gpa, gpa + len), gpa);
   }
   /** Copy mode: the core wrote [gpa, gpa+len) — publish it to the VMM's RAM. */
   private copyOut(gpa: number, len: number): void {
-    this.vmmRam!().set(this.window.subarray(gpa, gpa + len), gpa);
+    const ram = this.vmmRam!(), w = this.window;
+    if (len <= 32) for (let i = 0; i < len; i++) ram[gpa + i] = w[gpa + i];
+    else ram.set(w.subarray(gpa, gpa + len), gpa);
     this.onGuestWrite?.(gpa, len);
   }
 
