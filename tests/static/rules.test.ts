@@ -35,6 +35,29 @@ describe('core rules', () => {
     expect(users.sort()).toEqual(['assembly/guest.ts', 'assembly/stream.ts', 'assembly/virtq/packed.ts', 'assembly/virtq/split.ts']);
   });
 
+  test('snapshot: every module-level `let` of the core is saved and loaded (state.ts), or marked transient', () => {
+    const bodies = (kind: 'save' | 'load') => core.map((f) => readFileSync(join(root, f), 'utf8'))
+      .flatMap((src) => [...src.matchAll(new RegExp(`export function ${kind}[A-Z]\\w*\\(p: usize\\): usize \\{([^}]*)\\}`, 'g'))].map((m) => m[1]))
+      .join('\n');
+    const saved = bodies('save'), loaded = bodies('load');
+    expect(saved.length).toBeGreaterThan(0);
+    const missing: string[] = [];
+    let lets = 0;
+    for (const f of core) {
+      let transient = false;
+      for (const line of readFileSync(join(root, f), 'utf8').split('\n')) {
+        if (/^\/\/ transient \(snapshot\)/.test(line)) { transient = true; continue; }
+        const m = /^(?:export )?let (\w+)/.exec(line);
+        if (!m) { transient = false; continue; }
+        lets++;
+        const re = new RegExp(`\\b${m[1]}\\b`);
+        if (!transient && !(re.test(saved) && re.test(loaded))) missing.push(`${f}: ${m[1]}`);
+      }
+    }
+    expect(lets).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
+  });
+
   test('every import of the core is declared in host.ts', () => {
     for (const f of core) {
       const src = readFileSync(join(root, f), 'utf8');
