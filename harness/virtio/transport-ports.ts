@@ -9,7 +9,7 @@ import type { Virtio9pDevice } from '../../src/device.js';
 
 const ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8;
 
-abstract class RegisterPort implements DevicePort {
+export abstract class RegisterPort implements DevicePort {
   readonly ram: Uint8Array;
   private listeners: (() => void)[] = [];
   constructor(protected dev: Virtio9pDevice) {
