@@ -29,8 +29,9 @@ export interface BackendTraits {
   /** the largest xattr value it stores (default 65536, XATTR_SIZE_MAX). QEMU's proxy protocol
    *  carries at most 65535 bytes and ext4 keeps user xattrs in one 4 KiB block. */
   maxXattr?: number;
-  /** run every test over this transport (default: direct calls on the device) */
-  transport?: 'direct' | 'mmio' | 'pci';
+  /** run every test over this transport (default: direct calls on the device); v86: our device
+   *  on a v86 PCI bus, through v86's ports and guest RAM (src/adapters/v86-pci.ts) */
+  transport?: 'direct' | 'mmio' | 'pci' | 'v86';
   /** run every test on this ring layout (default split) */
   ring?: 'split' | 'packed';
   /** guest RAM: the device's own window (default) or a plain ArrayBuffer in copy mode */
