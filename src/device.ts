@@ -341,7 +341,7 @@ export class Virtio9pDevice {
     configWrite: (offset: number, value: number, size: 1 | 2 | 4 = 4): void => this.ex.pciConfigWrite(offset, value >>> 0, size),
     barRead: (offset: number, size: 1 | 2 | 4 = 4): number => this.ex.pciBarRead(offset, size) >>> 0,
     barWrite: (offset: number, value: number, size: 1 | 2 | 4 = 4): void => this.ex.pciBarWrite(offset, value >>> 0, size),
-    bar0: (): number => this.ex.pciConfigRead(0x10, 4) & ~0xfff,
+    bar0: (): number => (this.ex.pciConfigRead(0x10, 4) & ~0xfff) >>> 0,
     barSize: 0x1000,
   };
 

@@ -15,3 +15,4 @@ export { P9Error, toErrno } from './errno.js';
 export * as errno from './errno.js';
 export { ABI_VERSION, STATUS } from './wasm/abi.js';
 export { V86Handle9p, type V86Handle9pOptions } from './adapters/v86-handle9p.js';
+export { V86Virtio9p, type V86Virtio9pOptions } from './adapters/v86-pci.js';

@@ -80,7 +80,7 @@ export function parseSteps(out: string): Map<string, StepResult> {
   return steps;
 }
 
-async function loadV86(debug: boolean): Promise<{ V86: Any; wasmPath: string }> {
+export async function loadV86(debug: boolean): Promise<{ V86: Any; wasmPath: string }> {
   const req = createRequire(import.meta.url);
   const pkgdir = path.dirname(req.resolve('v86/package.json'));
   const lib = path.join(pkgdir, 'build', debug ? 'libv86-debug.mjs' : 'libv86.mjs');
@@ -88,7 +88,7 @@ async function loadV86(debug: boolean): Promise<{ V86: Any; wasmPath: string }> 
   return { V86, wasmPath: path.join(pkgdir, 'build', debug ? 'v86-debug.wasm' : 'v86.wasm') };
 }
 
-const buf = (file: string) => {
+export const buf = (file: string) => {
   const b = fs.readFileSync(file);
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) };
 };

@@ -21,6 +21,17 @@
  *     ring fields and buffers it touches; every write is reported to v86's JIT
  *     (`jit_dirty_cache`), as v86's own write_blob does;
  *   - raises the PCI interrupt when the core interrupts and lowers it when the driver reads ISR.
+ *
+ * Saving state: v86's save_state covers the CPU, guest RAM and the PCI configuration spaces
+ * (ours included, so the BAR the BIOS assigned); the device's own state is `snapshot()`:
+ *
+ *   await emulator.stop();
+ *   const vm = await emulator.save_state(), dev = await p9.snapshot();
+ *   // later, in a new V86 with the same configuration, before its CPU runs:
+ *   const fs = MemoryBackend.restoreState(Virtio9pDevice.snapshotBackendState(dev)!);
+ *   await V86Virtio9p.restore(emulator2, dev, { backend: fs });
+ *   await emulator2.restore_state(vm);   // moves our I/O BAR to where the BIOS had put it
+ *   emulator2.run();
  */
 import { Virtio9pDevice, type DeviceOptions } from '../device.js';
 import type { Backend } from '../backends/backend.js';
@@ -52,7 +63,20 @@ export class V86Virtio9p {
   }
 
   /** Create the device over `emulator`'s guest RAM and register it; call before the CPU runs. */
-  static async attach(emulator: Any, opts: V86Virtio9pOptions): Promise<V86Virtio9p> {
+  static attach(emulator: Any, opts: V86Virtio9pOptions): Promise<V86Virtio9p> {
+    return V86Virtio9p.build(emulator, opts, (o) => Virtio9pDevice.create(o));
+  }
+
+  /** Register a device in the state `snap` (from `snapshot()`) on a new emulator: call before the
+   *  emulator's restore_state, with the backend the snapshot was taken on or one rebuilt from it. */
+  static restore(emulator: Any, snap: Uint8Array, opts: V86Virtio9pOptions): Promise<V86Virtio9p> {
+    return V86Virtio9p.build(emulator, opts, (o) => Virtio9pDevice.restore(snap, o));
+  }
+
+  /** The device's state (with the emulator stopped; see the header). */
+  snapshot(): Promise<Uint8Array> { return this.device.snapshot(); }
+
+  private static async build(emulator: Any, opts: V86Virtio9pOptions, make: (o: DeviceOptions) => Promise<Virtio9pDevice>): Promise<V86Virtio9p> {
     const cpu = emulator.v86?.cpu ?? emulator;
     const pci = cpu.devices?.pci, io = cpu.io;
     if (!pci || !io || !cpu.wasm_memory || !cpu.mem8) throw new Error('V86Virtio9p: not a v86 emulator (no cpu.devices.pci / io / wasm_memory)');
@@ -69,7 +93,7 @@ export class V86Virtio9p {
     const ram = (): Uint8Array => (view.byteLength ? view : (view = new Uint8Array(cpu.wasm_memory.buffer, ramOffset, ramSize)));
 
     let adapter: V86Virtio9p | undefined;
-    const device = await Virtio9pDevice.create({
+    const device = await make({
       ...opts.device,
       backend: opts.backend,
       tag: opts.tag ?? 'host9p',
