@@ -3,7 +3,7 @@
 # One-time host setup (Debian bookworm, root). ~15 s with a warm mirror.
 set -e
 export DEBIAN_FRONTEND=noninteractive
-[ -n "$(ls /var/lib/apt/lists/*_Packages 2>/dev/null)" ] || apt-get update -qq
+[ -n "$(ls /var/lib/apt/lists/*_Packages* 2>/dev/null)" ] || apt-get update -qq || true   # a failed index (mirror mid-sync) is not fatal
 apt-get install -y diod socat                                  # 9P server + diod* clients, socat
 apt-get install -y --no-install-recommends qemu-system-x86     # QEMU 7.2 (TCG)
 R=${R:-$(cd "$(dirname "$0")/../.." && pwd)/.cache/linux-guest}; mkdir -p $R/debs && cd $R/debs
