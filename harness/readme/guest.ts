@@ -17,7 +17,8 @@
 import { SplitDriver, type RpcOptions } from '../virtio/split-driver.js';
 import { PackedDriver } from '../virtio/packed-driver.js';
 import { P9Client } from '../p9/client.js';
-import type { DevicePort, QueueConfig } from '../port.js';
+import type { DevicePort } from '../port.js';
+import { RegisterPort, MMIO, COMMON } from '../virtio/transport-ports.js';
 
 /** The VMM's side of an address space: how the guest's loads and stores reach a device. */
 export interface Bus {
@@ -26,7 +27,6 @@ export interface Bus {
 }
 
 const O_RDONLY = 0, O_RDWR = 2, O_WRONLY = 1, O_CREAT = 0o100, O_TRUNC = 0o1000;
-const ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8;
 const td = new TextDecoder(), te = new TextEncoder();
 
 /** A mounted 9P file system as the guest sees it (paths relative to the export root). */
@@ -71,63 +71,13 @@ export class GuestFs {
 }
 const split = (p: string): string[] => p.split('/').filter((x) => x !== '');
 
-/** A virtio driver over register accesses (what Linux's transport drivers do). */
-abstract class BusPort implements DevicePort {
-  private listeners: (() => void)[] = [];
-  constructor(readonly ram: Uint8Array) {}
+/** A driver whose register accesses go to the VMM's bus (RegisterPort: Linux's sequence). */
+abstract class BusPort extends RegisterPort {
   protected abstract reg(name: string): [number, 1 | 2 | 4];
-  protected abstract readIsr(): number;
-  abstract notify(queue: number): void;
   protected abstract bus: Bus;
   protected read(name: string): number { const [a, s] = this.reg(name); return this.bus.read(a, s); }
   protected write(name: string, v: number): void { const [a, s] = this.reg(name); this.bus.write(a, v >>> 0, s); }
-
-  get deviceFeatures(): bigint {
-    this.write('devFeatSel', 0); const lo = this.read('devFeat');
-    this.write('devFeatSel', 1); const hi = this.read('devFeat');
-    return BigInt(lo >>> 0) | (BigInt(hi >>> 0) << 32n);
-  }
-  setDriverFeatures(bits: bigint): boolean {
-    this.write('status', 0);
-    while (this.read('status') !== 0) { /* reset completes when in-flight requests drain */ }
-    this.write('status', ACK);
-    this.write('status', ACK | DRIVER);
-    this.write('drvFeatSel', 0); this.write('drvFeat', Number(bits & 0xffffffffn));
-    this.write('drvFeatSel', 1); this.write('drvFeat', Number(bits >> 32n));
-    this.write('status', ACK | DRIVER | FEATURES_OK);
-    return (this.read('status') & FEATURES_OK) !== 0;
-  }
-  setupQueue(queue: number, q: QueueConfig): void {
-    this.write('queueSel', queue);
-    if (this.read('queueMax') < q.size) throw new RangeError('queue too large');
-    this.write('queueSize', q.size);
-    for (const [r, v] of [['queueDesc', q.desc], ['queueDriver', q.avail], ['queueDevice', q.used]] as const) {
-      this.write(`${r}Lo`, v % 2 ** 32); this.write(`${r}Hi`, Math.floor(v / 2 ** 32));
-    }
-    this.write('queueReady', 1);
-    if (this.read('queueReady') !== 1) throw new RangeError('queue refused');
-  }
-  driverOk(): void {
-    this.write('status', ACK | DRIVER | FEATURES_OK | DRIVER_OK);
-    if (!(this.read('status') & DRIVER_OK)) throw new Error('DRIVER_OK refused');
-  }
-  onInterrupt(cb: () => void): void { this.listeners.push(cb); }
-  /** The guest's interrupt handler: returns the ISR bits it found (0: not ours). */
-  interrupt(): number {
-    const s = this.readIsr();
-    if (s & 1) for (const l of this.listeners) l();
-    return s;
-  }
-  /** the device status register */
-  get status(): number { return this.read('status'); }
 }
-
-const MMIO: Record<string, number> = {
-  magic: 0x000, version: 0x004, deviceId: 0x008, devFeat: 0x010, devFeatSel: 0x014, drvFeat: 0x020,
-  drvFeatSel: 0x024, queueSel: 0x030, queueMax: 0x034, queueSize: 0x038, queueReady: 0x044,
-  queueNotify: 0x050, intStatus: 0x060, intAck: 0x064, status: 0x070, queueDescLo: 0x080,
-  queueDescHi: 0x084, queueDriverLo: 0x090, queueDriverHi: 0x094, queueDeviceLo: 0x0a0, queueDeviceHi: 0x0a4,
-};
 
 /** Linux's virtio_mmio.c over the VMM's bus: the device's window at `base`. */
 export class MmioGuestPort extends BusPort {
@@ -138,23 +88,14 @@ export class MmioGuestPort extends BusPort {
     }
   }
   protected reg(name: string): [number, 1 | 2 | 4] { return [this.base + MMIO[name], 4]; }
-  protected readIsr(): number {
+  protected ack(): number {
     const s = this.read('intStatus');
     if (s) this.write('intAck', s);
     return s;
   }
   notify(queue: number): void { this.write('queueNotify', queue); }
-  /** the mount tag, from the device configuration at 0x100 */
-  get tag(): string { return readTag((o, s) => this.bus.read(this.base + 0x100 + o, s)); }
+  protected configRead(off: number, size: 1 | 2 | 4): number { return this.bus.read(this.base + 0x100 + off, size); }
 }
-
-const COMMON: Record<string, [number, 1 | 2 | 4]> = {
-  devFeatSel: [0x00, 4], devFeat: [0x04, 4], drvFeatSel: [0x08, 4], drvFeat: [0x0c, 4],
-  status: [0x14, 1], queueSel: [0x16, 2], queueSize: [0x18, 2], queueMax: [0x18, 2],
-  queueReady: [0x1c, 2], queueNotifyOff: [0x1e, 2],
-  queueDescLo: [0x20, 4], queueDescHi: [0x24, 4], queueDriverLo: [0x28, 4], queueDriverHi: [0x2c, 4],
-  queueDeviceLo: [0x30, 4], queueDeviceHi: [0x34, 4],
-};
 
 /** Firmware + Linux's virtio_pci_modern.c: config space through `config`, BAR 0 on `bus`. */
 export class PciGuestPort extends BusPort {
@@ -179,18 +120,12 @@ export class PciGuestPort extends BusPort {
     }
   }
   protected reg(name: string): [number, 1 | 2 | 4] { const [o, s] = COMMON[name]; return [this.bar0 + this.common + o, s]; }
-  protected readIsr(): number { return this.bus.read(this.bar0 + this.isr, 1); } // reading clears it
+  protected ack(): number { return this.bus.read(this.bar0 + this.isr, 1); } // reading clears it
   notify(queue: number): void {
     this.write('queueSel', queue);
     this.bus.write(this.bar0 + this.notifyAt + this.read('queueNotifyOff') * this.mult, queue, 2);
   }
-  get tag(): string { return readTag((o, s) => this.bus.read(this.bar0 + this.devcfg + o, s)); }
-}
-
-function readTag(read: (off: number, size: 1 | 2) => number): string {
-  let s = '';
-  for (let i = 0, n = read(0, 2); i < n; i++) s += String.fromCharCode(read(2 + i, 1));
-  return s;
+  protected configRead(off: number, size: 1 | 2 | 4): number { return this.bus.read(this.bar0 + this.devcfg + off, size); }
 }
 
 export interface MountOptions {

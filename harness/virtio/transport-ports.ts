@@ -9,18 +9,15 @@ import type { Virtio9pDevice } from '../../src/device.js';
 
 const ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8;
 
+/** A virtio driver over register accesses (what Linux's transport drivers do); subclasses say
+ *  how a register is reached. The guest's interrupt handler is `interrupt()`. */
 export abstract class RegisterPort implements DevicePort {
-  readonly ram: Uint8Array;
   private listeners: (() => void)[] = [];
-  constructor(protected dev: Virtio9pDevice) {
-    this.ram = dev.ram;
-    dev.onInterrupt(() => this.interrupt());
-  }
+  constructor(readonly ram: Uint8Array) {}
   protected abstract read(reg: string): number;
   protected abstract write(reg: string, v: number): void;
   /** acknowledge the interrupt the way the transport wants; returns the ISR bits */
   protected abstract ack(): number;
-  abstract readonly tag: string;
 
   get deviceFeatures(): bigint {
     this.write('devFeatSel', 0);
@@ -67,12 +64,18 @@ export abstract class RegisterPort implements DevicePort {
   abstract notify(queue: number): void;
 
   onInterrupt(cb: () => void): void { this.listeners.push(cb); }
-  private interrupt(): void {
-    if (this.ack() === 0) return; // spurious: nothing pending
-    for (const l of this.listeners) l();
+  /** The guest's handler for the device's interrupt: ack through the transport, then reap the
+   *  used ring. Returns the ISR bits it found (0: spurious, not ours). */
+  interrupt(): number {
+    const s = this.ack();
+    if (s !== 0) for (const l of this.listeners) l();
+    return s;
   }
+  /** the device status register */
+  get status(): number { return this.read('status'); }
 
   /** The device configuration's mount tag, read through the transport. */
+  get tag(): string { return this.readTag(); }
   readTag(): string {
     const len = this.configRead(0, 2);
     let s = '';
@@ -82,7 +85,8 @@ export abstract class RegisterPort implements DevicePort {
   protected abstract configRead(off: number, size: 1 | 2 | 4): number;
 }
 
-const MMIO: Record<string, number> = {
+/** virtio-mmio version 2 register offsets (§4.2.2). */
+export const MMIO: Record<string, number> = {
   magic: 0x000, version: 0x004, deviceId: 0x008, devFeat: 0x010, devFeatSel: 0x014, drvFeat: 0x020,
   drvFeatSel: 0x024, queueSel: 0x030, queueMax: 0x034, queueSize: 0x038, queueReady: 0x044,
   queueNotify: 0x050, intStatus: 0x060, intAck: 0x064, status: 0x070, queueDescLo: 0x080,
@@ -90,9 +94,9 @@ const MMIO: Record<string, number> = {
 };
 
 export class MmioPort extends RegisterPort {
-  readonly tag = 'mmio';
-  constructor(dev: Virtio9pDevice) {
-    super(dev);
+  constructor(private dev: Virtio9pDevice) {
+    super(dev.ram);
+    dev.onInterrupt(() => this.interrupt());
     if (dev.mmio.read(0) !== 0x74726976 || dev.mmio.read(4) !== 2 || dev.mmio.read(8) !== 9) throw new Error('not a virtio-mmio v2 9p device');
   }
   protected read(reg: string): number { return this.dev.mmio.read(MMIO[reg]); }
@@ -106,7 +110,8 @@ export class MmioPort extends RegisterPort {
   protected configRead(off: number, size: 1 | 2 | 4): number { return this.dev.mmio.read(0x100 + off, size); }
 }
 
-const COMMON: Record<string, [number, 1 | 2 | 4]> = {
+/** virtio-pci common configuration: offset and width of each field (§4.1.4.3). */
+export const COMMON: Record<string, [number, 1 | 2 | 4]> = {
   devFeatSel: [0x00, 4], devFeat: [0x04, 4], drvFeatSel: [0x08, 4], drvFeat: [0x0c, 4],
   msixConfig: [0x10, 2], numQueues: [0x12, 2], status: [0x14, 1], queueSel: [0x16, 2], queueSize: [0x18, 2],
   queueMax: [0x18, 2], queueMsix: [0x1a, 2], queueReady: [0x1c, 2], queueNotifyOff: [0x1e, 2],
@@ -130,14 +135,14 @@ export function pciCaps(dev: Virtio9pDevice): PciCap[] {
 }
 
 export class PciPort extends RegisterPort {
-  readonly tag = 'pci';
   private common: number;
   private isr: number;
   private devcfg: number;
   private notifyBase: number;
   private multiplier: number;
-  constructor(dev: Virtio9pDevice) {
-    super(dev);
+  constructor(private dev: Virtio9pDevice) {
+    super(dev.ram);
+    dev.onInterrupt(() => this.interrupt());
     if (dev.pci.configRead(0, 2) !== 0x1af4 || dev.pci.configRead(2, 2) !== 0x1049) throw new Error('not a virtio-pci 9p device');
     // size and place BAR 0 as firmware would
     dev.pci.configWrite(0x10, 0xffffffff);

@@ -4,20 +4,12 @@
  * 0xCF8/0xCFC mechanism, BAR 0 as I/O ports (v86's port dispatch), and v86's guest RAM.
  */
 import type { V86Virtio9p } from '../../src/adapters/v86-pci.js';
-import { RegisterPort } from './transport-ports.js';
+import { RegisterPort, COMMON } from './transport-ports.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
 
-const COMMON: Record<string, [number, 1 | 2 | 4]> = {
-  devFeatSel: [0x00, 4], devFeat: [0x04, 4], drvFeatSel: [0x08, 4], drvFeat: [0x0c, 4],
-  status: [0x14, 1], queueSel: [0x16, 2], queueSize: [0x18, 2], queueMax: [0x18, 2], queueReady: [0x1c, 2],
-  queueNotifyOff: [0x1e, 2], queueDescLo: [0x20, 4], queueDescHi: [0x24, 4], queueDriverLo: [0x28, 4],
-  queueDriverHi: [0x2c, 4], queueDeviceLo: [0x30, 4], queueDeviceHi: [0x34, 4],
-};
-
 export class V86PciPort extends RegisterPort {
-  readonly tag = 'v86-pci';
   private io: Any;
   private common = 0;
   private isr = 0;
@@ -26,7 +18,8 @@ export class V86PciPort extends RegisterPort {
   private multiplier = 0;
 
   constructor(readonly adapter: V86Virtio9p, private readonly cpu: Any) {
-    super(adapter.device);
+    super(adapter.device.ram);
+    adapter.device.onInterrupt(() => this.interrupt());
     this.io = cpu.io;
     if (this.cfg(0, 2) !== 0x1af4 || this.cfg(2, 2) !== 0x1049) throw new Error('no virtio-pci 9p function at this address');
     if (!(this.cfg(0x06, 2) & 0x10)) throw new Error('no capability list');
