@@ -4,7 +4,8 @@
 # downloaded and unpacked with dpkg -x, never installed:
 #   linux-image-686's current image (i386, non-PAE "686" flavour: v86 has no PAE),
 #   busybox-static:i386 and seabios (QEMU's SeaBIOS build; v86 emulates QEMU's fw_cfg).
-# The initramfs carries the virtio/9p modules and harness/linux-guest/guest-init as /init.
+# The initramfs (harness/linux-guest/pack-initramfs.sh) carries the virtio/9p modules and
+# harness/linux-guest/guest-init as /init.
 # Idempotent: a second run reuses the .debs and unpacked trees. Needs root (dpkg
 # --add-architecture, apt-get update); a failed index download (e.g. a mirror still syncing
 # bookworm-security's i386 list) is tolerated as long as the i386 packages are known.
@@ -33,25 +34,6 @@ cp kroot/boot/vmlinuz-$KVER out/vmlinuz
 cp biosroot/usr/share/seabios/bios.bin out/bios.bin
 cp biosroot/usr/share/seabios/vgabios-stdvga.bin out/vgabios.bin
 
-rm -rf ird && mkdir -p ird/bin ird/lib/modules ird/dev
-cp bbroot/bin/busybox ird/bin/busybox
-ln -s busybox ird/bin/sh
-MD=kroot/lib/modules/$KVER/kernel
-# The i386 686 config has virtio, virtio_pci, 9pnet, 9pnet_virtio, netfs, fscache and 9p as
-# modules (=m), like amd64; guest-init insmods this list and tolerates missing ones.
-for f in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
-         drivers/virtio/virtio_pci_legacy_dev.ko drivers/virtio/virtio_pci_modern_dev.ko \
-         drivers/virtio/virtio_pci.ko drivers/char/virtio_console.ko \
-         net/9p/9pnet.ko net/9p/9pnet_fd.ko net/9p/9pnet_virtio.ko \
-         fs/netfs/netfs.ko fs/fscache/fscache.ko fs/9p/9p.ko \
-         net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
-  cp $MD/$f ird/lib/modules/      # uncompressed .ko; busybox insmod loads them
-done
-cp "$KIT/guest-init" ird/init && chmod 755 ird/init
-# cpio newc archive built with the i386 busybox we just unpacked (amd64 hosts run it), or the
-# host's cpio / busybox if this kernel can't run 32-bit binaries
-CPIO="$R/bbroot/bin/busybox cpio"
-$R/bbroot/bin/busybox true 2>/dev/null || CPIO=$(command -v cpio || echo "busybox cpio")
-(cd ird && find . | $CPIO -o -H newc 2>/dev/null) | gzip -1 > out/initramfs.cpio.gz
+sh "$KIT/pack-initramfs.sh" "$R" "$KVER"
 ls -la out/
 echo "kernel $KVER"
