@@ -21,6 +21,13 @@ export const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 export const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 export const DEVICE_FEATURES: u64 = VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_PACKED;
 
+/** What the device offers: DEVICE_FEATURES, less what the VMM withheld (offerFeatures). */
+let offered: u64 = DEVICE_FEATURES;
+export function offeredFeatures(): u64 { return offered; }
+/** The VMM withholds features (e.g. RING_PACKED for a driver it knows mishandles it); VERSION_1
+ *  stays: this is a modern-only device. Takes effect at the next feature negotiation. */
+export function offerFeatures(mask: u64): void { offered = (DEVICE_FEATURES & mask) | VIRTIO_F_VERSION_1; }
+
 export const STATUS_ACKNOWLEDGE: u32 = 1;
 export const STATUS_DRIVER: u32 = 2;
 export const STATUS_DRIVER_OK: u32 = 4;
@@ -47,7 +54,7 @@ export function isResetting(): bool { return resetting; }
  *  ours or without VERSION_1 (VIRTIO 1.2 §6.1: a modern device may require it). */
 export function setDriverFeatures(f: u64): bool {
   if (resetting) return false;
-  if ((f & ~DEVICE_FEATURES) != 0 || (f & VIRTIO_F_VERSION_1) == 0) {
+  if ((f & ~offered) != 0 || (f & VIRTIO_F_VERSION_1) == 0) {
     status &= ~STATUS_FEATURES_OK;
     return false;
   }
@@ -199,11 +206,13 @@ export function saveDevice(p: usize): usize {
   store<u32>(p, status); store<u32>(p, resetting ? 1 : 0, 4); store<u64>(p, driverFeatures, 8);
   store<u32>(p, split.featIndirect ? 1 : 0, 16); store<u32>(p, split.featEventIdx ? 1 : 0, 20);
   store<u32>(p, server.usedDirty ? 1 : 0, 24);
-  return p + 32;
+  store<u64>(p, offered, 32);
+  return p + 40;
 }
 export function loadDevice(p: usize): usize {
   status = load<u32>(p); resetting = load<u32>(p, 4) != 0; driverFeatures = load<u64>(p, 8);
   split.featIndirect = load<u32>(p, 16) != 0; split.featEventIdx = load<u32>(p, 20) != 0;
   server.usedDirty = load<u32>(p, 24) != 0;
-  return p + 32;
+  offered = load<u64>(p, 32);
+  return p + 40;
 }

@@ -40,10 +40,14 @@ export function pciConfigWrite(off: u32, value: u32, size: u32): void { transpor
 export function pciBarRead(off: u32, size: u32): u32 { return transport.pciBarRead(off, size); }
 export function pciBarWrite(off: u32, value: u32, size: u32): void { transport.pciBarWrite(off, value, size); }
 
-export function deviceFeatures(): u64 { return dev.DEVICE_FEATURES; }
+export function deviceFeatures(): u64 { return dev.offeredFeatures(); }
+/** Withhold features from the offer (VERSION_1 stays); see device.ts. */
+export function offerFeatures(mask: u64): void { dev.offerFeatures(mask); }
 /** Returns 1 if accepted (FEATURES_OK), 0 if refused. */
 export function setDriverFeatures(f: u64): i32 { return dev.setDriverFeatures(f) ? 1 : 0; }
 export function status(): u32 { return dev.getStatus(); }
+/** The features the driver accepted (0 until FEATURES_OK). */
+export function driverFeatures(): u64 { return dev.negotiated(); }
 /** Returns 0, or EINVAL for a bad size, misaligned area or one outside guest RAM. */
 export function setupQueue(q: i32, size: u32, desc: u64, avail: u64, used: u64): i32 {
   return dev.setupQueue(q, size, desc, avail, used);

@@ -48,8 +48,8 @@ function resetTransport(): void {
 export function transportInit(): void { resetTransport(); }
 
 function deviceFeatureBank(sel: u32): u32 {
-  if (sel == 0) return <u32>dev.DEVICE_FEATURES;
-  if (sel == 1) return <u32>(dev.DEVICE_FEATURES >> 32);
+  if (sel == 0) return <u32>dev.offeredFeatures();
+  if (sel == 1) return <u32>(dev.offeredFeatures() >> 32);
   return 0;
 }
 

@@ -69,6 +69,9 @@ export interface DeviceOptions {
   guestRam?: Uint8Array | (() => Uint8Array);
   /** copy mode: told after the device wrote guest RAM [gpa, gpa + len) (v86: jit_dirty_cache) */
   onGuestWrite?: (gpa: number, len: number) => void;
+  /** offer only these features (a mask of MOUNT_TAG, INDIRECT_DESC, EVENT_IDX, RING_PACKED;
+   *  VERSION_1 is always offered): e.g. ~(1n << 34n) keeps drivers on the split ring */
+  features?: bigint;
 }
 
 export interface Counters {
@@ -183,6 +186,7 @@ export class Virtio9pDevice {
     const pages = Math.ceil((base + size) / PAGE);
     if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
     ex.init(base, BigInt(size), opts.guestRam !== undefined ? 1 : 0);
+    if (opts.features !== undefined) ex.offerFeatures(BigInt.asUintN(64, opts.features));
     dev = new Virtio9pDevice(opts, ex, memory, base, size);
     return dev;
   }
@@ -191,6 +195,8 @@ export class Virtio9pDevice {
 
   get deviceFeatures(): bigint { return this.ex.deviceFeatures(); }
   get status(): number { return this.ex.status(); }
+  /** The features the driver accepted (0n until FEATURES_OK): e.g. whether it chose the packed ring. */
+  get driverFeatures(): bigint { return this.ex.driverFeatures(); }
   get needsReset(): boolean { return (this.ex.status() & STATUS.DEVICE_NEEDS_RESET) !== 0; }
   setDriverFeatures(bits: bigint): boolean { return this.ex.setDriverFeatures(bits) === 1; }
   setupQueue(queue: number, cfg: { size: number; desc: number; avail: number; used: number }): void {

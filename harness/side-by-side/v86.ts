@@ -15,6 +15,8 @@ import { parseGuestConsole, type GuestResult } from './result.js';
 
 /** ours-*: our device in place of v86's; handle9p: v86's own device handing each request to our
  *  server (the light adapter, MemoryBackend); own: v86's own device and file system */
+export const PACKED = 1n << 34n;
+
 export type V86Variant = 'ours-memory' | 'ours-local' | 'ours-proxy' | 'handle9p' | 'own';
 
 export interface V86RunOptions {
@@ -29,8 +31,9 @@ export interface V86RunOptions {
 
 export const v86DeviceName = (v: V86Variant): string => `v86-${v}`;
 
-/** `served`: replies our core sent (undefined for v86's own device). */
-export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?: number }> {
+/** `served`: replies our core sent (undefined for v86's own device); `features`: what the guest's
+ *  driver accepted from our device (the full adapter only). */
+export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?: number; features?: bigint }> {
   let backend: Backend | undefined;
   let adapter: V86Virtio9p | undefined;
   let light: V86Handle9p | undefined;
@@ -51,10 +54,15 @@ export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?:
       cmdline: words.join(' '),
       log: o.log,
       timeoutMs: o.timeoutMs ?? 300000,
-      beforeStart: backend ? async (emulator) => { adapter = await V86Virtio9p.attach(emulator, { backend: backend! }); } : undefined,
+      beforeStart: backend ? async (emulator) => { adapter = await V86Virtio9p.attach(emulator, {
+        backend: backend!,
+        // the local run keeps Linux on the split ring (RING_PACKED withheld); the others let it
+        // take the packed ring, as Linux 6.1 does when offered
+        device: o.variant === 'ours-local' ? { features: ~PACKED } : undefined,
+      }); } : undefined,
     });
     const p = parseGuestConsole(r.console);
-    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies };
+    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies, features: adapter?.device.driverFeatures };
   } finally {
     const d = backend as unknown as { destroy?: () => unknown } | undefined;
     await d?.destroy?.();

@@ -15,6 +15,8 @@ export interface CoreExports {
   deviceFeatures(): bigint;
   setDriverFeatures(f: bigint): number;
   status(): number;
+  driverFeatures(): bigint;
+  offerFeatures(mask: bigint): void;
   setupQueue(q: number, size: number, desc: bigint, avail: bigint, used: bigint): number;
   driverOk(): number;
   reset(): void;
@@ -42,7 +44,7 @@ export interface CoreExports {
 
 export const EXPORTS = [
   'memory', '_start', 'abiVersion', 'coreEnd', 'init', 'deviceFeatures', 'setDriverFeatures',
-  'status', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
+  'status', 'driverFeatures', 'offerFeatures', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
   'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
   'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
   'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight',
