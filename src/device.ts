@@ -534,10 +534,18 @@ export class Virtio9pDevice {
     if (valid & 0x4) a.gid = dv.getUint32(p + 12, true);
     if (valid & 0x8) a.size = this.getU64(p + 16);
     const now = (): [number, number] => { const ms = Date.now(); return [Math.floor(ms / 1000), (ms % 1000) * 1e6]; };
-    if (valid & 0x10) a.atime = valid & 0x80 ? [this.getU64(p + 24), this.getU64(p + 32)] : now();
-    if (valid & 0x20) a.mtime = valid & 0x100 ? [this.getU64(p + 40), this.getU64(p + 48)] : now();
+    if (valid & 0x10) a.atime = valid & 0x80 ? this.timespec(p + 24) : now();
+    if (valid & 0x20) a.mtime = valid & 0x100 ? this.timespec(p + 40) : now();
     if ((valid & 0x40) && !(valid & 0x7f & ~0x40)) a.ctime = true;
     return a;
+  }
+
+  /** A guest-given time: nanoseconds must be below 10^9, as utimensat(2) requires of every
+   *  backend (checked here once, so no backend stores an impossible time). */
+  private timespec(p: number): [number, number] {
+    const nsec = this.getU64(p + 8);
+    if (nsec >= 1e9) throw new P9Error(EINVAL, 'virtio9p: tv_nsec out of range');
+    return [this.getU64(p), nsec];
   }
 
   private putStatfs(out: number, s: StatFs): void {

@@ -833,6 +833,19 @@ export function defineConformance(name: string, makeBackend: BackendFactory, tra
         expect([b.mtime_sec, b.mtime_nsec]).toEqual([42n, 7n]);
       });
 
+      test('a nanosecond field of 10^9 or more with *_SET → EINVAL, nothing changed (as utimensat)', async () => {
+        const { client } = await mount();
+        await mkfile(client, 'f', 'x');
+        const f = await walkTo(client, 'f');
+        await client.setattr(f, { valid: A_MTIME | A_MTIME_SET, mtime_sec: 42, mtime_nsec: 7 });
+        expect(await errnoOf(client.setattr(f, { valid: A_MTIME | A_MTIME_SET, mtime_sec: 43, mtime_nsec: 1000000000 }))).toBe(EINVAL);
+        expect(await errnoOf(client.setattr(f, { valid: A_ATIME | A_ATIME_SET, atime_sec: 1, atime_nsec: 2 ** 40 }))).toBe(EINVAL);
+        const a = await client.getattr(f);
+        expect([a.mtime_sec, a.mtime_nsec]).toEqual([42n, 7n]);
+        // without *_SET the sent values are not used, so they are not checked either
+        await client.setattr(f, { valid: A_MTIME, mtime_sec: 0, mtime_nsec: 2 ** 40 });
+      });
+
       test('ATIME / MTIME without *_SET = server time now (sent values ignored)', async () => {
         const { client } = await mount();
         await mkfile(client, 'f', 'x');
