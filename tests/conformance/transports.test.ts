@@ -14,3 +14,4 @@ defineConformance('MemoryBackend on a packed virtqueue over virtio-pci', async (
 defineConformance('MemoryBackend, guest RAM in a plain ArrayBuffer (copy mode)', async () => ({ backend: new MemoryBackend() }), { memory: 'copy' });
 defineConformance('MemoryBackend, copy mode, packed virtqueue over virtio-mmio', async () => ({ backend: new MemoryBackend() }), { memory: 'copy', ring: 'packed', transport: 'mmio' });
 defineConformance('MemoryBackend on v86\'s PCI bus (the full v86 adapter)', async () => ({ backend: new MemoryBackend() }), { transport: 'v86' });
+defineConformance('MemoryBackend on v86\'s PCI bus, packed virtqueue', async () => ({ backend: new MemoryBackend() }), { transport: 'v86', ring: 'packed' });

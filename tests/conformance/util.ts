@@ -14,6 +14,7 @@ import { loadV86Node, createV86 } from '../../harness/bench/v86.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
 import { V86PciPort } from '../../harness/virtio/v86-port.js';
 import { SplitDriver } from '../../harness/virtio/split-driver.js';
+import { PackedDriver } from '../../harness/virtio/packed-driver.js';
 import { P9Client, P9ClientError, type RpcFn } from '../../harness/p9/client.js';
 import { decode, encodeRaw, P9_NOFID, type Decoded } from '../../harness/p9/codec.js';
 import type {
@@ -69,18 +70,20 @@ const v86s: { destroy?: () => void }[] = [];
 export function destroyV86s(): void { for (const e of v86s.splice(0)) e.destroy?.(); }
 
 /** Our device on the PCI bus of a (not running) v86, reached through v86's ports and RAM. */
-async function v86Machine(backend: Backend): Promise<Machine> {
+async function v86Machine(backend: Backend, ring?: 'split' | 'packed'): Promise<Machine> {
   const emu = await createV86(await loadV86Node(), undefined);
   v86s.push(emu);
   const adapter = await V86Virtio9p.attach(emu, { backend });
-  const driver = new SplitDriver(new V86PciPort(adapter, emu.v86.cpu), { queueSize: 128, arenaBase: 1 << 20, arenaSize: 48 << 20 });
-  return { device: adapter.device, driver, client: new P9Client(driver.rpcFn, { msize: 512000 }) };
+  const port = new V86PciPort(adapter, emu.v86.cpu);
+  const opts = { queueSize: 128, arenaBase: 1 << 20, arenaSize: 48 << 20 };
+  const driver = ring === 'packed' ? new PackedDriver(port, opts) : new SplitDriver(port, opts);
+  return { device: adapter.device, driver: driver as SplitDriver, client: new P9Client(driver.rpcFn, { msize: 512000 }) };
 }
 
 export async function boot(backend: Backend, opts: { msize?: number; mount?: boolean; transport?: 'direct' | 'mmio' | 'pci' | 'v86'; ring?: 'split' | 'packed'; memory?: 'window' | 'copy' } = {}): Promise<Ctx> {
   // copy mode: guest RAM is a plain ArrayBuffer of the "VMM"; the driver only ever sees it
   const device = opts.memory === 'copy' ? { guestRam: new Uint8Array(new ArrayBuffer(64 << 20)) } : undefined;
-  const machine = opts.transport === 'v86' ? await v86Machine(backend) : opts.ring === 'packed'
+  const machine = opts.transport === 'v86' ? await v86Machine(backend, opts.ring) : opts.ring === 'packed'
     ? await createPackedMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport as 'mmio', device }) as unknown as Machine
     : await createMachine({ backend, msize: opts.msize ?? 512000, transport: opts.transport as 'mmio', device });
   const log: Completion[] = [];
