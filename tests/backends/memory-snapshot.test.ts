@@ -9,21 +9,15 @@ import {
   AT_REMOVEDIR, O_APPEND, O_DIRECTORY, O_RDONLY, O_RDWR, O_WRONLY,
   S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK,
 } from '../../src/backends/backend.js';
-import type { Created, DirSink, Entry, Stat, StatFs } from '../../src/backends/backend.js';
+import type { Created, Entry, Stat, StatFs } from '../../src/backends/backend.js';
 import { EBADF, ENOSPC } from '../../src/errno.js';
+import { ok, readAll, listDir as listDirAs } from './memory-helpers.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
 const b = (s: string): Uint8Array => te.encode(s);
 const NONE = 0xFFFFFFFF;
 const GiB = 2 ** 30;
-
-/** Sync helpers: the memory backend never returns Promises. */
-function ok<T>(v: T | number | Promise<T | number>): T {
-  if (typeof v === 'number' && v < 0) throw new Error(`unexpected errno ${-v}`);
-  if (v instanceof Promise) throw new Error('unexpected promise');
-  return v as T;
-}
 
 function stat(fs: MemoryBackend, node: number): Stat {
   const s = ok<Stat>(fs.getattr(node));
@@ -34,25 +28,8 @@ function stat(fs: MemoryBackend, node: number): Stat {
   };
 }
 
-function readAt(fs: MemoryBackend, fh: number, offset: number, len: number): Uint8Array {
-  const buf = new Uint8Array(len);
-  const n = ok<number>(fs.read(fh, offset, [buf]));
-  return buf.subarray(0, n);
-}
-
-interface DirItem { ino: number; next: number; dtype: number; name: string }
-function listDir(fs: MemoryBackend, fh: number, cookie = 0, max = Infinity): DirItem[] {
-  const out: DirItem[] = [];
-  const sink: DirSink = {
-    push(ino, next, dtype, name) {
-      if (out.length >= max) return false;
-      out.push({ ino, next, dtype, name: Array.from(name).join(',') });
-      return true;
-    },
-  };
-  expect(fs.readdir(fh, cookie, sink)).toBe(0);
-  return out;
-}
+/** Names as their exact bytes (no decoding), so any byte string compares exactly. */
+const listDir = (fs: MemoryBackend, fh: number, cookie = 0, max = Infinity) => listDirAs(fs, fh, cookie, max, (n) => Array.from(n).join(','));
 
 /** A pattern that is different at every offset (no zero runs that could hide a shift). */
 function pattern(len: number, seed: number): Uint8Array {
@@ -163,8 +140,8 @@ function observe(fs: MemoryBackend, root: number): unknown[] {
     if (type === 0o100000) {
       const fh = ok<number>(fs.open(node, O_RDONLY));
       // all data up to 1 MiB, then windows around every chunk boundary of big files
-      if (st.size <= 1 << 20) out.push([path, 'data', Buffer.from(readAt(fs, fh, 0, st.size)).toString('base64')]);
-      else for (const off of [0, 65530, 5 * GiB, 5 * GiB + 12340, st.size - 40]) out.push([path, off, Buffer.from(readAt(fs, fh, off, 400)).toString('base64')]);
+      if (st.size <= 1 << 20) out.push([path, 'data', Buffer.from(readAll(fs, fh, 0, st.size)).toString('base64')]);
+      else for (const off of [0, 65530, 5 * GiB, 5 * GiB + 12340, st.size - 40]) out.push([path, off, Buffer.from(readAll(fs, fh, off, 400)).toString('base64')]);
       ok(fs.close(fh));
     }
     if (type === 0o040000) {
@@ -203,12 +180,12 @@ describe('MemoryBackend snapshot: round trip', () => {
     expect(r.statfs(nodes.root)).toEqual(fs.statfs(nodes.root));
 
     // spot checks of the interesting objects
-    expect(td.decode(readAt(r, fhs.small, 0, 100))).toBe('hello, snapshot');
+    expect(td.decode(readAll(r, fhs.small, 0, 100))).toBe('hello, snapshot');
     expect(stat(r, nodes.small).nlink).toBe(2);
-    expect(readAt(r, fhs.sparse, 3 * 65536 - 10, 100)).toEqual(pattern(100, 1));
-    expect(readAt(r, fhs.roFh, 70000, 9000)).toEqual(pattern(9000, 2));
-    expect(readAt(r, fhs.sparse, 5 * GiB + 12345, 400)).toEqual(Uint8Array.from([...pattern(300, 3), ...new Uint8Array(50)]));
-    expect(readAt(r, fhs.sparse, 1000, 10)).toEqual(new Uint8Array(10)); // a hole
+    expect(readAll(r, fhs.sparse, 3 * 65536 - 10, 100)).toEqual(pattern(100, 1));
+    expect(readAll(r, fhs.roFh, 70000, 9000)).toEqual(pattern(9000, 2));
+    expect(readAll(r, fhs.sparse, 5 * GiB + 12345, 400)).toEqual(Uint8Array.from([...pattern(300, 3), ...new Uint8Array(50)]));
+    expect(readAll(r, fhs.sparse, 1000, 10)).toEqual(new Uint8Array(10)); // a hole
     expect(stat(r, nodes.sparse).size).toBe(5 * GiB + 12345 + 350);
     expect(stat(r, nodes.sparse).blocks).toBe(stat(fs, nodes.sparse).blocks);
     const dev = stat(r, ok<Entry>(r.lookup(nodes.a, b('tty'))).node);
@@ -221,7 +198,7 @@ describe('MemoryBackend snapshot: round trip', () => {
     expect(stat(r, nodes.ab).mtimeNsec).toBe(2 ** 40 + 1);
 
     // the unlinked open file still reads through its fh; the unlinked Node still answers
-    expect(readAt(r, fhs.doomed, 0, 5000)).toEqual(pattern(5000, 4));
+    expect(readAll(r, fhs.doomed, 0, 5000)).toEqual(pattern(5000, 4));
     expect(stat(r, nodes.ghost).nlink).toBe(0);
     expect(stat(r, nodes.gone).nlink).toBe(0);
   });
@@ -277,7 +254,7 @@ describe('MemoryBackend snapshot: round trip', () => {
 
     // the append handle appends; the open write handles write
     for (const x of both) ok(x.write(fhs.appendFh, 0, [b('!')]));
-    expect(td.decode(readAt(r, fhs.small, 0, 100))).toBe('hello, snapshot!');
+    expect(td.decode(readAll(r, fhs.small, 0, 100))).toBe('hello, snapshot!');
 
     // fill to ENOSPC: the same number of bytes fits in both
     const written = both.map((x) => {

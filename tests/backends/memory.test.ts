@@ -4,22 +4,17 @@ import {
   AT_REMOVEDIR, O_APPEND, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, XATTR_CREATE, XATTR_REPLACE,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 } from '../../src/backends/backend.js';
-import type { Created, DirSink, Entry, Stat, StatFs } from '../../src/backends/backend.js';
+import type { Created, Entry, Stat, StatFs } from '../../src/backends/backend.js';
 import {
   EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EPERM,
 } from '../../src/errno.js';
+import { ok, readAll, listDir } from './memory-helpers.js';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
 const b = (s: string): Uint8Array => te.encode(s);
 const NONE = 0xFFFFFFFF;
 
-/** Sync helpers: the memory backend never returns Promises. */
-function ok<T>(v: T | number | Promise<T | number>): T {
-  if (typeof v === 'number' && v < 0) throw new Error(`unexpected errno ${-v}`);
-  if (v instanceof Promise) throw new Error('unexpected promise');
-  return v as T;
-}
 function errno(v: unknown): number {
   expect(typeof v).toBe('number');
   return v as number;
@@ -39,25 +34,6 @@ function look(fs: MemoryBackend, dir: number, name: string): Entry {
   return ok<Entry>(fs.lookup(dir, b(name)));
 }
 
-function readAll(fs: MemoryBackend, fh: number, offset: number, len: number): Uint8Array {
-  const buf = new Uint8Array(len);
-  const n = ok<number>(fs.read(fh, offset, [buf]));
-  return buf.subarray(0, n);
-}
-
-interface DirItem { ino: number; next: number; dtype: number; name: string }
-function listDir(fs: MemoryBackend, fh: number, cookie = 0, max = Infinity): DirItem[] {
-  const out: DirItem[] = [];
-  const sink: DirSink = {
-    push(ino, next, dtype, name) {
-      if (out.length >= max) return false;
-      out.push({ ino, next, dtype, name: td.decode(name) });
-      return true;
-    },
-  };
-  expect(fs.readdir(fh, cookie, sink)).toBe(0);
-  return out;
-}
 
 describe('MemoryBackend: basics', () => {
   test('attach gives the root directory, lookup of . and .. at root is the root', () => {
