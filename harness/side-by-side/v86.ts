@@ -11,7 +11,7 @@ import { makeBackend } from '../../src/backends/make.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
 import { V86Handle9p } from '../../src/adapters/v86-handle9p.js';
 import { bootV86Guest } from '../v86-guest/boot.js';
-import { parseGuestConsole, type GuestResult } from './result.js';
+import type { GuestResult } from './result.js';
 
 /** ours-*: our device in place of v86's; handle9p: v86's own device handing each request to our
  *  server (the light adapter, MemoryBackend); own: v86's own device and file system */
@@ -61,8 +61,7 @@ export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?:
         device: o.variant === 'ours-local' ? { features: ~PACKED } : undefined,
       }); } : undefined,
     });
-    const p = parseGuestConsole(r.console);
-    return { device: v86DeviceName(o.variant), steps: p.steps, mounted: p.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies, features: adapter?.device.driverFeatures };
+    return { device: v86DeviceName(o.variant), steps: r.steps, mounted: r.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies, features: adapter?.device.driverFeatures };
   } finally {
     const d = backend as unknown as { destroy?: () => unknown } | undefined;
     await d?.destroy?.();

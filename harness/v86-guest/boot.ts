@@ -16,11 +16,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { parseGuestConsole, type StepResult } from '../side-by-side/result.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
-
-export interface StepResult { result: string; seconds: number }
 
 export interface V86GuestOptions {
   /** extra kernel command line words; a `key=value` word replaces the default with that key */
@@ -72,12 +71,21 @@ export function buildCmdline(tag: string, extra = ''): string {
   return [...base.filter((w) => !keys.has(key(w))), ...add].join(' ');
 }
 
-export function parseSteps(out: string): Map<string, StepResult> {
-  const steps = new Map<string, StepResult>();
-  for (const m of out.matchAll(/^@@ [\d.]+ STEP (\S+) (PASS|FAIL[^(]*)\s*\(([\d.e+-]+)s\)/gm)) {
-    steps.set(m[1], { result: m[2].trim(), seconds: Number(m[3]) });
-  }
-  return steps;
+/** The V86 constructor options for the guest kit in `dir`: BIOS, kernel, initrd, `cmdline`,
+ *  headless, not started (the caller registers devices, or restores a state, then runs it). */
+export function v86GuestConfig(dir: string, wasmPath: string, cmdline: string, memoryMB = 256): Record<string, unknown> {
+  return {
+    wasm_path: wasmPath,
+    memory_size: memoryMB * 1024 * 1024,
+    vga_memory_size: 2 * 1024 * 1024,
+    bios: buf(path.join(dir, 'bios.bin')),
+    vga_bios: buf(path.join(dir, 'vgabios.bin')),
+    bzimage: buf(path.join(dir, 'vmlinuz')),
+    initrd: buf(path.join(dir, 'initramfs.cpio.gz')),
+    cmdline,
+    autostart: false,
+    disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+  };
 }
 
 export async function loadV86(debug: boolean): Promise<{ V86: Any; wasmPath: string }> {
@@ -88,7 +96,7 @@ export async function loadV86(debug: boolean): Promise<{ V86: Any; wasmPath: str
   return { V86, wasmPath: path.join(pkgdir, 'build', debug ? 'v86-debug.wasm' : 'v86.wasm') };
 }
 
-export const buf = (file: string) => {
+const buf = (file: string) => {
   const b = fs.readFileSync(file);
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) };
 };
@@ -105,16 +113,7 @@ export async function bootV86Guest(opts: V86GuestOptions): Promise<V86GuestResul
   const t0 = performance.now();
 
   const emulator: Any = new V86({
-    wasm_path: wasmPath,
-    memory_size: (opts.memoryMB ?? 256) * 1024 * 1024,
-    vga_memory_size: 2 * 1024 * 1024,
-    bios: buf(path.join(dir, 'bios.bin')),
-    vga_bios: buf(path.join(dir, 'vgabios.bin')),
-    bzimage: buf(path.join(dir, 'vmlinuz')),
-    initrd: buf(path.join(dir, 'initramfs.cpio.gz')),
-    cmdline,
-    autostart: false,
-    disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+    ...v86GuestConfig(dir, wasmPath, cmdline, opts.memoryMB),
     ...(opts.ownDevice ? { filesystem: {} } : {}),
     ...(debug ? { log_level: opts.debugLogLevel } : {}),
     ...opts.v86Options,
@@ -159,5 +158,6 @@ export async function bootV86Guest(opts: V86GuestOptions): Promise<V86GuestResul
   const wallMs = performance.now() - t0;
   if (end === 'timeout') out += '\n@@ TIMEOUT (emulator stopped)\n';
   if (opts.log) { fs.mkdirSync(path.dirname(opts.log), { recursive: true }); fs.writeFileSync(opts.log, out); }
-  return { steps: parseSteps(out), console: out, wallMs, mounted: /^@@ [\d.]+ MOUNT OK/m.test(out), end, bootMs, cmdline };
+  const parsed = parseGuestConsole(out);
+  return { steps: parsed.steps, console: out, wallMs, mounted: parsed.mounted, end, bootMs, cmdline };
 }

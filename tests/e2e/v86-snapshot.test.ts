@@ -9,11 +9,11 @@
 import { describe, test, expect } from '@jest/globals';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadV86, buf, buildCmdline, parseSteps, V86_GUEST_DIR } from '../../harness/v86-guest/boot.js';
+import { loadV86, v86GuestConfig, buildCmdline, V86_GUEST_DIR } from '../../harness/v86-guest/boot.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
 import { Virtio9pDevice } from '../../src/device.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { WORKLOAD_STEPS } from '../../harness/side-by-side/result.js';
+import { WORKLOAD_STEPS, parseGuestConsole } from '../../harness/side-by-side/result.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Any = any;
@@ -22,13 +22,7 @@ const LOGS = path.join(V86_GUEST_DIR, '../logs');
 const CUT = 'tar-x';   // save the VM right after this step printed its result
 
 async function newEmulator(V86: Any, wasmPath: string, console: { out: string; onLine?: (l: string) => void }): Promise<Any> {
-  const emu = new V86({
-    wasm_path: wasmPath, memory_size: 256 << 20, vga_memory_size: 2 << 20,
-    bios: buf(path.join(V86_GUEST_DIR, 'bios.bin')), vga_bios: buf(path.join(V86_GUEST_DIR, 'vgabios.bin')),
-    bzimage: buf(path.join(V86_GUEST_DIR, 'vmlinuz')), initrd: buf(path.join(V86_GUEST_DIR, 'initramfs.cpio.gz')),
-    cmdline: buildCmdline('host9p'), autostart: false,
-    disable_keyboard: true, disable_mouse: true, disable_speaker: true,
-  });
+  const emu = new V86(v86GuestConfig(V86_GUEST_DIR, wasmPath, buildCmdline('host9p')));
   let line = '';
   emu.add_listener('serial0-output-byte', (b: number) => {
     const ch = String.fromCharCode(b);
@@ -68,7 +62,7 @@ describe('v86 save/restore with our device inside', () => {
       expect(p9.device.inflight).toBe(0);
       vm = await emu1.save_state();
       dev = await p9.snapshot();
-      before = parseSteps(c1.out);
+      before = parseGuestConsole(c1.out).steps;
     } finally {
       fs.mkdirSync(LOGS, { recursive: true });
       fs.writeFileSync(path.join(LOGS, 'snapshot-before-console.log'), c1.out);
@@ -94,7 +88,7 @@ describe('v86 save/restore with our device inside', () => {
       await emu2.stop();
       await emu2.destroy();
     }
-    const after = parseSteps(c2.out);
+    const after = parseGuestConsole(c2.out).steps;
     expect([...after.keys()]).toEqual(WORKLOAD_STEPS.slice(WORKLOAD_STEPS.indexOf(CUT) + 1));
     const failed = [...after].filter(([, s]) => s.result !== 'PASS');
     if (failed.length) console.log(c2.out.split('\n').slice(-80).join('\n'));
