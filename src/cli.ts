@@ -14,6 +14,7 @@ import path from 'node:path';
 import { P9Server, parseListen } from './serve.js';
 import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
 import { runHelper, HELPER_USAGE } from './helper/main.js';
+import { checkHelper, HelperNotRunnable } from './backends/proxy/client.js';
 
 class UsageError extends Error {}
 
@@ -124,6 +125,10 @@ async function serve(f: Map<string, string>): Promise<number> {
   try { listen = parseListen(f.get('listen') ?? `unix:${path.join(os.tmpdir(), `virtio9p-${process.pid}.sock`)}`); }
   catch (e) { throw new UsageError((e as Error).message); }
   if ((f.has('helper') || f.has('helper-socket')) && kind !== 'proxy') throw new UsageError('--helper and --helper-socket need --backend proxy');
+  const helper = f.get('helper');
+  if (helper !== undefined) {
+    try { checkHelper(helper); } catch (e) { throw new UsageError((e as Error).message); }
+  }
   const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket') });
   const server = await P9Server.start({ backend, listen, msize, log: (l) => console.error(`virtio9p: ${l}`) });
   console.log(`virtio9p: serving ${path.resolve(exp)} (${kind}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
@@ -216,7 +221,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => {
-    if (err instanceof UsageError) { console.error(`virtio9p: ${err.message}`); process.exitCode = 2; return; }
+    if (err instanceof UsageError || err instanceof HelperNotRunnable) { console.error(`virtio9p: ${err.message}`); process.exitCode = 2; return; }
     console.error(`virtio9p: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;
   },

@@ -61,9 +61,9 @@ import {
   O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR, S_IFMT, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR,
 } from './backend.js';
 import {
-  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, ERANGE, EROFS, P9Error,
+  E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM, ERANGE, EROFS, P9Error,
 } from '../errno.js';
-import { fsops, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
+import { fsops, REGULAR_ONLY, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
 import { PathNode, PathTable } from './path-table.js';
 import {
   DOT, DOTDOT, FhTable, InoRemap, NO_ID, O_PATH, V9FS_MAGIC, dirname, fail, hostFlags, join, keyOf,
@@ -295,7 +295,7 @@ export class LocalBackend implements Backend {
     if (hf < 0) return hf;
     let fd = -1;
     if (!n.detached) {
-      fd = this.F.open(this.rootFd, bufOf(n.path), hf, 0, 0);
+      fd = this.F.open(this.rootFd, bufOf(n.path), hf, 0, REGULAR_ONLY);
       if (fd < 0 && fd !== -ENOENT) return fd;
       if (fd >= 0 && !(this.F.fstat(fd, this.tmp) === 0 && this.same(n, this.tmp))) {
         this.F.close(fd);
@@ -307,7 +307,10 @@ export class LocalBackend implements Backend {
       // unlinked (or replaced on the host): reopen the object through one of its open handles
       const via = this.anyFd(n);
       if (via < 0) return -ENOENT;
+      // the same inode as the node, whose type openFlags checked: a regular file or directory
       fd = fs.openSync(`/proc/self/fd/${via}`, hf & ~C.O_NOFOLLOW);
+      const rt = hsMode(this.fst(fd)) & S_IFMT;
+      if (rt !== S_IFREG && rt !== S_IFDIR) { this.F.close(fd); return -ENXIO; }
     }
     if ((flags & O_TRUNC) && acc !== O_RDONLY && t === S_IFREG) {
       try { fs.ftruncateSync(fd, 0); } catch (e) { this.F.close(fd); throw e; }
@@ -472,9 +475,9 @@ export class LocalBackend implements Backend {
     try {
       const hf = hostFlags(flags);
       let created = false;
-      let fd = this.F.open(this.rootFd, p, hf | C.O_CREAT | C.O_EXCL, mode & 0o7777, 0);
+      let fd = this.F.open(this.rootFd, p, hf | C.O_CREAT | C.O_EXCL, mode & 0o7777, REGULAR_ONLY);
       if (fd >= 0) created = true;
-      else if (fd === -EEXIST && !(flags & O_EXCL)) fd = this.F.open(this.rootFd, p, hf, 0, 0);
+      else if (fd === -EEXIST && !(flags & O_EXCL)) fd = this.F.open(this.rootFd, p, hf, 0, REGULAR_ONLY);
       chk(fd);
       let fh = 0;
       try {

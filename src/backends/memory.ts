@@ -25,7 +25,7 @@ import {
   S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
 } from './backend.js';
 import {
-  EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR,
+  EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENXIO,
   ENOTEMPTY, EOPNOTSUPP, EPERM, P9Error,
 } from '../errno.js';
 
@@ -432,7 +432,9 @@ export class MemoryBackend implements Backend {
     } else {
       if (flags & O_DIRECTORY) return -ENOTDIR;
       if (type === S_IFLNK) return -ELOOP;
-      if (type === S_IFREG && (flags & O_TRUNC) && writable) {
+      // device nodes, FIFOs and sockets are never opened, as on the host-backed backends
+      if (type !== S_IFREG) return -ENXIO;
+      if ((flags & O_TRUNC) && writable) {
         tick();
         this.truncate(i, 0);
         now(i, false, true, true);
@@ -989,6 +991,17 @@ export class MemoryBackend implements Backend {
     if (typeof c === 'number') throw new P9Error(-c);
     c.target = toBytes(target).slice();
     c.size = c.target.length;
+  }
+
+  /** Create a device node, FIFO or socket at `path` (its metadata only: it is never opened). */
+  mknodAt(path: string, mode: number, major = 0, minor = 0): void {
+    const type = mode & S_IFMT;
+    if (type !== S_IFCHR && type !== S_IFBLK && type !== S_IFIFO && type !== S_IFSOCK) throw new P9Error(EINVAL, `mknod ${path}`);
+    const { dir, key } = this.dirFor(path);
+    if (dir.dir!.map.has(key)) throw new P9Error(EEXIST, `exists: ${path}`);
+    const c = this.makeChild(dir, key, bytesOfKey(key), type | (mode & 0o7777), NO_ID, NO_ID);
+    if (typeof c === 'number') throw new P9Error(-c);
+    if (type === S_IFCHR || type === S_IFBLK) c.rdev = encodeDev(major, minor);
   }
 
   /** Contents of a regular file. */

@@ -11,7 +11,7 @@ import {
   O_ACCMODE, O_APPEND, O_DIRECTORY, O_RDONLY,
   S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO,
 } from './backend.js';
-import { EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EOPNOTSUPP, EPERM, toErrno } from '../errno.js';
+import { EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, ENXIO, EOPNOTSUPP, EPERM, toErrno } from '../errno.js';
 import type { PathNode } from './path-table.js';
 
 const C = fs.constants;
@@ -165,7 +165,8 @@ export function hostFlags(flags: number): number {
 /**
  * The host flags to open an existing object of type `t` (S_IFMT bits) with Linux `flags`, or
  * -errno: EINVAL (access mode 3), EISDIR (a directory not read-only), ENOTDIR (O_DIRECTORY on
- * a non-directory), ELOOP (a symlink).
+ * a non-directory), ELOOP (a symlink), ENXIO (a device node, FIFO or socket: only regular files
+ * and directories are ever opened on the host, as QEMU does since CVE-2023-2861).
  */
 export function openFlags(t: number, flags: number): number {
   const acc = flags & O_ACCMODE;
@@ -176,6 +177,7 @@ export function openFlags(t: number, flags: number): number {
   }
   if (flags & O_DIRECTORY) return -ENOTDIR;
   if (t === S_IFLNK) return -ELOOP;
+  if (t !== S_IFREG) return -ENXIO;
   return hostFlags(flags);
 }
 

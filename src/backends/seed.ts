@@ -16,6 +16,9 @@ export function memoryFromDirectory(dir: string, opts: ConstructorParameters<typ
       if (st.isDirectory()) { mem.mkdirp(r, st.mode & 0o7777); walk(a, r); }
       else if (st.isFile()) mem.writeFile(r, fs.readFileSync(a), st.mode & 0o7777);
       else if (st.isSymbolicLink()) mem.symlinkAt(r, fs.readlinkSync(a));
+      else if (st.isFIFO() || st.isSocket() || st.isCharacterDevice() || st.isBlockDevice()) {
+        mem.mknodAt(r, st.mode, Math.floor(st.rdev / 256) & 0xfff, (st.rdev & 0xff) | ((st.rdev >>> 12) & ~0xff));
+      }
     }
   };
   walk(dir, '');

@@ -13,9 +13,9 @@ import { P9FlushedError } from '../../harness/p9/client.js';
 import {
   boot, errnoOf, walkTo, openPath, mkdirs, mkfile, mksymlink, readPath, exists, rawMsg, le16, le32, le64,
   bytes, str, tick, DeferredBackend, type Ctx,
-  ROOT, EPERM, ENOENT, E2BIG, EBADF, EEXIST, ENOTDIR, EISDIR, EINVAL, ENOTEMPTY, ENODATA, EMSGSIZE, EOPNOTSUPP,
+  ROOT, EPERM, ENOENT, E2BIG, EBADF, EEXIST, ENOTDIR, EISDIR, EINVAL, ENOTEMPTY, ENODATA, EMSGSIZE, EOPNOTSUPP, ENXIO,
   O_RDONLY, O_WRONLY, O_RDWR, O_EXCL, O_TRUNC, O_APPEND,
-  S_IFMT, S_IFLNK, S_IFREG, S_IFDIR, S_IFCHR, S_IFIFO, QTDIR, QTSYMLINK, QTFILE, DT_DIR, DT_REG, DT_LNK,
+  S_IFMT, S_IFLNK, S_IFREG, S_IFDIR, S_IFCHR, S_IFIFO, S_IFBLK, S_IFSOCK, QTDIR, QTSYMLINK, QTFILE, DT_DIR, DT_REG, DT_LNK,
   AT_REMOVEDIR, XATTR_CREATE, XATTR_REPLACE, RDLCK, WRLCK, UNLCK, LOCK_SUCCESS, LOCK_BLOCKED,
   A_MODE, A_UID, A_GID, A_SIZE, A_ATIME, A_MTIME, A_ATIME_SET, A_MTIME_SET, V9FS_MAGIC,
 } from './util.js';
@@ -938,6 +938,27 @@ export function defineConformance(name: string, makeBackend: BackendFactory, tra
         const ents = await client.readdirAll(await openPath(client, ''));
         expect(ents.find((e) => str(e.name) === 'fifo')!.type).toBe(1); // DT_FIFO
         expect(ents.find((e) => str(e.name) === 'null')!.type).toBe(2); // DT_CHR
+      });
+
+      test('Tlopen / Tlcreate of a device node, FIFO or socket: ENXIO, for every access mode', async () => {
+        const { client } = await mount();
+        await client.mknod(ROOT, 'fifo', S_IFIFO | 0o666, 0, 0, 0);
+        await client.mknod(ROOT, 'chr', S_IFCHR | 0o666, 1, 3, 0);
+        await client.mknod(ROOT, 'blk', S_IFBLK | 0o600, 7, 0, 0);
+        await client.mknod(ROOT, 'sock', S_IFSOCK | 0o666, 0, 0, 0);
+        for (const name of ['fifo', 'chr', 'blk', 'sock']) {
+          for (const flags of [O_RDONLY, O_WRONLY, O_RDWR, O_RDWR | O_TRUNC]) {
+            const fid = await walkTo(client, name);
+            expect([name, flags, await errnoOf(client.lopen(fid, flags))]).toEqual([name, flags, ENXIO]);
+            await client.clunk(fid);
+          }
+          // Tlcreate of the existing name without O_EXCL would open it: also refused
+          const dir = await walkTo(client, '');
+          expect([name, await errnoOf(client.lcreate(dir, name, O_RDWR, 0o644))]).toEqual([name, ENXIO]);
+          await client.clunk(dir);
+        }
+        // nothing was written through any of them
+        expect((await client.getattr(await walkTo(client, 'blk'))).mode).toBe(S_IFBLK | 0o600);
       });
 
       test('Tlink: same qid, nlink counts; directory → EPERM; existing name → EEXIST', async () => {

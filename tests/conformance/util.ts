@@ -30,7 +30,7 @@ export const ROOT = 0;
 
 // Linux errno numbers (what Rlerror carries)
 export const EPERM = 1, ENOENT = 2, E2BIG = 7, EBADF = 9, EEXIST = 17, ENOTDIR = 20, EISDIR = 21,
-  EINVAL = 22, ENOTEMPTY = 39, ENODATA = 61, EMSGSIZE = 90, EOPNOTSUPP = 95;
+  EINVAL = 22, ENOTEMPTY = 39, ENODATA = 61, EMSGSIZE = 90, EOPNOTSUPP = 95, ENXIO = 6;
 
 // open flags (P9_DOTL_*)
 export const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000,

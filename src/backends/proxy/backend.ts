@@ -39,7 +39,7 @@ import type { Backend, Created, DirSink, Entry, Fh, Node, SetAttr, Stat, StatFs 
 import {
   O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR, S_IFMT, S_IFLNK, S_IFREG, S_IFDIR, S_IFCHR, S_IFBLK,
 } from '../backend.js';
-import { E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, ERANGE } from '../../errno.js';
+import { E2BIG, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENXIO, EPERM, ERANGE } from '../../errno.js';
 import { ProxyClient, type ClientOptions, type LaunchSpec, type ProxyTarget } from './client.js';
 import {
   decodeStat, decodeStatFs, decodeString, decodeVersion, encodeRdev, makedev, UTIME_OMIT,
@@ -488,6 +488,13 @@ export class ProxyBackend implements Backend {
       if (r >= 0) { fd = r; created = true; }
       else if (r !== -EEXIST || (flags & O_EXCL)) return r;
       else {
+        // an existing object: never ask the helper to open a device node, FIFO or socket
+        const ex = await this.lstat(rel);
+        if (typeof ex !== 'number') {
+          const et = ex.mode & S_IFMT;
+          if (et === S_IFDIR) return -EISDIR;
+          if (et !== S_IFREG) return et === S_IFLNK ? -ELOOP : -ENXIO;
+        }
         const r2 = await this.hopen(rel, hf);
         if (r2 < 0) return r2 === -ENOENT ? -EEXIST : r2;
         fd = r2;
@@ -499,6 +506,7 @@ export class ProxyBackend implements Backend {
       let st = await pFstat(fd, { bigint: true });
       const t = Number(st.mode) & S_IFMT;
       if (t === S_IFDIR) { this.closeFd(fd); fd = -1; return -EISDIR; }
+      if (t !== S_IFREG) { this.closeFd(fd); fd = -1; return -ENXIO; }
       if (!created && (flags & O_TRUNC) && acc !== O_RDONLY && t === S_IFREG) {
         await pFtruncate(fd, 0);
         st = await pFstat(fd, { bigint: true });

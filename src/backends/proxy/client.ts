@@ -288,8 +288,9 @@ export class ProxyClient {
       if (spec.mode === 'socket') {
         const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'v9p-proxy-'));
         const sock = path.join(tmp, 's');
-        const child = spawnHelper(helper, ['-n', '-p', dir, '-s', sock, '-u', '0', '-g', '0'], ['ignore', 'ignore', 'pipe'], slot);
+        let child: ChildProcess | null = null;
         try {
+          child = await spawnHelper(helper, ['-n', '-p', dir, '-s', sock, '-u', '0', '-g', '0'], ['ignore', 'ignore', 'pipe'], slot);
           const t0 = Date.now();
           while (!fs.existsSync(sock)) {
             if (child.exitCode !== null || child.signalCode !== null) throw new Error(`proxy helper exited: ${slot.log.trim()}`);
@@ -300,7 +301,7 @@ export class ProxyClient {
           if (fd < 0) throw new Error(`proxy: connect ${sock}: errno ${-fd}`);
           return { fd, child };
         } catch (e) {
-          child.kill('SIGKILL');
+          killStarted(child);
           throw e;
         } finally {
           fs.rmSync(tmp, { recursive: true, force: true });
@@ -312,7 +313,7 @@ export class ProxyClient {
       let child: ChildProcess;
       try {
         // the helper's end stays blocking (it exits on EAGAIN); ours becomes non-blocking
-        child = spawnHelper(helper, ['-n', '-p', dir, '-f', '3'], ['ignore', 'ignore', 'pipe', theirs], slot);
+        child = await spawnHelper(helper, ['-n', '-p', dir, '-f', '3'], ['ignore', 'ignore', 'pipe', theirs], slot);
       } catch (e) {
         nat.close(ours);
         nat.close(theirs);
@@ -386,9 +387,7 @@ export class ProxyClient {
   private killChild(s: Slot): void {
     const ch = s.child;
     s.child = null;
-    if (ch !== null && ch.exitCode === null && ch.signalCode === null) {
-      try { ch.kill('SIGKILL'); } catch { /* already gone */ }
-    }
+    killStarted(ch);
   }
 
   private async bringUp(s: Slot, initial: boolean): Promise<void> {
@@ -398,7 +397,7 @@ export class ProxyClient {
       const { fd, child } = await this.maker!(s);
       if (this.closed) {
         this.nat.close(fd);
-        if (child !== null) child.kill('SIGKILL');
+        killStarted(child);
         return;
       }
       s.child = child;
@@ -439,11 +438,48 @@ export class ProxyClient {
   }
 }
 
-function spawnHelper(helper: string, args: string[], stdio: ('ignore' | 'pipe' | number)[], slot: Slot): ChildProcess {
+/** A helper path that cannot be run: refused before anything is spawned. */
+export class HelperNotRunnable extends Error {
+  constructor(readonly helper: string, why: string) {
+    super(`proxy helper ${helper}: ${why}`);
+    this.name = 'HelperNotRunnable';
+  }
+}
+
+/** Throws HelperNotRunnable unless `helper` is an executable regular file. */
+export function checkHelper(helper: string): void {
+  let st: fs.Stats;
+  try { st = fs.statSync(helper); } catch { throw new HelperNotRunnable(helper, 'no such file'); }
+  if (!st.isFile()) throw new HelperNotRunnable(helper, 'not a regular file');
+  try { fs.accessSync(helper, fs.constants.X_OK); } catch { throw new HelperNotRunnable(helper, 'not executable'); }
+}
+
+/**
+ * SIGKILL a child we started, only while it really runs: a child whose spawn failed has no
+ * pid, and a pid that is not a positive integer must never reach kill(2) (kill(0) or kill(-1)
+ * would signal the caller's process group or every process).
+ */
+export function killStarted(child: ChildProcess | null): void {
+  if (child === null) return;
+  const pid = child.pid;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try { child.kill('SIGKILL'); } catch { /* already gone */ }
+}
+
+/** Start the helper; resolves once it has really started (its 'spawn' event), rejects otherwise. */
+async function spawnHelper(helper: string, args: string[], stdio: ('ignore' | 'pipe' | number)[], slot: Slot): Promise<ChildProcess> {
+  checkHelper(helper);
   const child = spawn(helper, args, { stdio, detached: false });
   slot.log = '';
-  child.on('error', (e) => { slot.log += `spawn error: ${e.message}\n`; });
   child.stderr?.on('data', (d: Buffer) => { slot.log = (slot.log + d.toString()).slice(-2048); });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error): void => { child.off('spawn', onSpawn); reject(new HelperNotRunnable(helper, e.message)); };
+    const onSpawn = (): void => { child.off('error', onError); resolve(); };
+    child.once('error', onError);
+    child.once('spawn', onSpawn);
+  });
+  child.on('error', (e) => { slot.log += `helper error: ${e.message}\n`; });
   (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   child.unref();
   return child;
