@@ -15,6 +15,7 @@ import { P9Server, parseListen } from './serve.js';
 import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
 import { runHelper, HELPER_USAGE } from './helper/main.js';
 import { checkHelper, HelperNotRunnable } from './backends/proxy/client.js';
+import { DEFAULT_SECURITY_MODEL, SECURITY_MODELS, type SecurityModel } from './backends/security.js';
 
 class UsageError extends Error {}
 
@@ -54,6 +55,13 @@ flags:
   --helper PATH        proxy: the helper to launch on DIR (default: ours, native/virtio9p-helper;
                        QEMU's is /usr/lib/qemu/virtfs-proxy-helper)
   --helper-socket PATH proxy: use a helper already listening on PATH instead of launching one
+  --security-model M   local, proxy: mapped-xattr (default): the guest's owners, modes, device
+                       nodes, FIFOs and symlinks are kept in user.virtfs.* xattrs (QEMU's format)
+                       and host objects are plain files and directories owned by the server's
+                       user; passthrough: they are real on the host (needs root to be useful);
+                       none: passthrough where a refused chown is ignored
+  --fmode MODE, --dmode MODE
+                       mapped-xattr: host permissions of new files / directories (0600 / 0700)
   --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
   --readonly           refuse every change (EROFS)
@@ -129,9 +137,29 @@ async function serve(f: Map<string, string>): Promise<number> {
   if (helper !== undefined) {
     try { checkHelper(helper); } catch (e) { throw new UsageError((e as Error).message); }
   }
-  const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket') });
+  const model = (f.get('security-model') ?? DEFAULT_SECURITY_MODEL) as SecurityModel;
+  if (!SECURITY_MODELS.includes(model)) throw new UsageError(`bad --security-model '${model}' (want ${SECURITY_MODELS.join(', ')})`);
+  const perm = (k: string, dflt: number): number => {
+    const v = f.get(k);
+    if (v === undefined) return dflt;
+    if (!/^0?[0-7]{3}$/.test(v)) throw new UsageError(`bad --${k} '${v}' (want octal permissions such as 0640)`);
+    return parseInt(v, 8);
+  };
+  const fmode = perm('fmode', 0o600), dmode = perm('dmode', 0o700);
+  if ((f.has('fmode') || f.has('dmode')) && model !== 'mapped-xattr') throw new UsageError('--fmode and --dmode need --security-model mapped-xattr');
+  let backend;
+  try {
+    backend = await makeBackend(kind, path.resolve(exp), {
+      readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket'),
+      securityModel: model, fmode, dmode,
+    });
+  } catch (e) {
+    if ((e as { usage?: boolean }).usage) throw new UsageError((e as Error).message);
+    throw e;
+  }
   const server = await P9Server.start({ backend, listen, msize, log: (l) => console.error(`virtio9p: ${l}`) });
-  console.log(`virtio9p: serving ${path.resolve(exp)} (${kind}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
+  const how = kind === 'memory' ? kind : `${kind}, ${model}`;
+  console.log(`virtio9p: serving ${path.resolve(exp)} (${how}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       const done = () => Promise.resolve((backend as { destroy?: () => unknown }).destroy?.()).then(() => resolve(), () => resolve());
@@ -156,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
       return runHelper(rest);
     }
     case 'serve': {
-      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket']);
+      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket', 'security-model', 'fmode', 'dmode']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
     }

@@ -3,6 +3,7 @@ import type { Backend } from './backend.js';
 import { ReadonlyBackend } from './readonly.js';
 import { memoryFromDirectory } from './seed.js';
 import { withExportAnames } from './aname.js';
+import { withSecurityModel, DEFAULT_SECURITY_MODEL, MappedXattrBackend, type SecurityModel } from './security.js';
 
 export const BACKENDS = ['local', 'memory', 'proxy'] as const;
 export type BackendKind = (typeof BACKENDS)[number];
@@ -14,6 +15,12 @@ export interface MakeOptions {
   /** proxy: the helper binary to launch on the export (default: the project's own,
    *  native/virtio9p-helper; QEMU's is /usr/lib/qemu/virtfs-proxy-helper) */
   helper?: string;
+  /** local, proxy: QEMU's security models (default mapped-xattr); the memory backend never
+   *  reaches the host, so it keeps every owner, mode and node as the guest sets them */
+  securityModel?: SecurityModel;
+  /** mapped-xattr: host permission bits of new files / directories (default 0600 / 0700) */
+  fmode?: number;
+  dmode?: number;
 }
 
 /** The project's own helper executable (native/virtio9p-helper), found from this module. */
@@ -42,5 +49,23 @@ export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOpti
     const { LocalBackend } = await import('./local.js');
     b = new LocalBackend({ root: dir, readonly: opts.readonly });
   }
+  if (kind !== 'memory') {
+    b = withSecurityModel(b, { model: opts.securityModel ?? DEFAULT_SECURITY_MODEL, fmode: opts.fmode, dmode: opts.dmode });
+    if (b instanceof MappedXattrBackend) await checkUserXattrs(b, dir);
+  }
   return withExportAnames(opts.readonly ? new ReadonlyBackend(b) : b, dir);
+}
+
+/** mapped-xattr needs user.* xattrs on the export's file system: ask once, without writing. */
+async function checkUserXattrs(b: MappedXattrBackend, dir: string): Promise<void> {
+  const root = await b.inner.attach(new Uint8Array(0), 0xFFFFFFFF);
+  if (typeof root === 'number') return; // reported by the first attach
+  try {
+    const r = await b.inner.getxattr(root.node, new TextEncoder().encode('user.virtfs.uid'));
+    if (r === -95 /* EOPNOTSUPP */) {
+      throw Object.assign(new Error(`${dir}: its file system has no user xattrs, which --security-model mapped-xattr needs (choose passthrough or none)`), { usage: true });
+    }
+  } finally {
+    b.inner.forget(root.node);
+  }
 }
