@@ -13,10 +13,22 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `v9p-${prefix}-`));
 }
 
-export async function serve(exportDir: string, backend: string, extra: string[] = []): Promise<Served> {
+export interface ServeOptions {
+  /** run the server as this uid:gid (through setpriv, no supplementary groups) */
+  runAs?: [number, number];
+}
+
+export async function serve(exportDir: string, backend: string, extra: string[] = [], opts: ServeOptions = {}): Promise<Served> {
   const sockDir = tempDir('sock');
   const sock = path.join(sockDir, 's.sock');
-  const proc = spawn(process.execPath, [CLI, 'serve', '--export', exportDir, '--backend', backend, '--listen', `unix:${sock}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [CLI, 'serve', '--export', exportDir, '--backend', backend, '--listen', `unix:${sock}`, ...extra];
+  let cmd = process.execPath;
+  if (opts.runAs) {
+    fs.chmodSync(sockDir, 0o777);
+    argv.unshift(`--reuid=${opts.runAs[0]}`, `--regid=${opts.runAs[1]}`, '--clear-groups', process.execPath);
+    cmd = 'setpriv';
+  }
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   proc.stderr!.on('data', (d) => { err += d; });
   const address = await new Promise<string>((resolve, reject) => {
