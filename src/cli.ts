@@ -60,6 +60,11 @@ flags:
                        and host objects are plain files and directories owned by the server's
                        user; passthrough: they are real on the host (needs root to be useful);
                        none: passthrough where a refused chown is ignored
+  --access user|any    user (default): every request is checked as the user the client attached
+                       as (Tattach's n_uname; none: nobody), with POSIX permissions on what the
+                       guest sees: only root chowns, makes device nodes or sets security.*;
+                       any: the client may do what the server's own user may
+  --squash UID:GID     every attach is this user, and new objects are UID:GID (diod's --allsquash)
   --fmode MODE, --dmode MODE
                        mapped-xattr: host permissions of new files / directories (0600 / 0700)
   --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
@@ -147,11 +152,20 @@ async function serve(f: Map<string, string>): Promise<number> {
   };
   const fmode = perm('fmode', 0o600), dmode = perm('dmode', 0o700);
   if ((f.has('fmode') || f.has('dmode')) && model !== 'mapped-xattr') throw new UsageError('--fmode and --dmode need --security-model mapped-xattr');
+  const access = f.get('access') ?? 'user';
+  if (access !== 'user' && access !== 'any') throw new UsageError(`bad --access '${access}' (want user, any)`);
+  let squash: { uid: number; gid: number } | undefined;
+  if (f.has('squash')) {
+    const m = /^(\d+):(\d+)$/.exec(f.get('squash')!);
+    if (!m || Number(m[1]) > 0xFFFFFFFE || Number(m[2]) > 0xFFFFFFFE) throw new UsageError(`bad --squash '${f.get('squash')}' (want UID:GID)`);
+    if (access === 'any') throw new UsageError('--squash needs --access user');
+    squash = { uid: Number(m[1]), gid: Number(m[2]) };
+  }
   let backend;
   try {
     backend = await makeBackend(kind, path.resolve(exp), {
       readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket'),
-      securityModel: model, fmode, dmode,
+      securityModel: model, fmode, dmode, access, squash,
     });
   } catch (e) {
     if ((e as { usage?: boolean }).usage) throw new UsageError((e as Error).message);
@@ -184,7 +198,7 @@ async function main(argv: string[]): Promise<number> {
       return runHelper(rest);
     }
     case 'serve': {
-      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket', 'security-model', 'fmode', 'dmode']);
+      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket', 'security-model', 'fmode', 'dmode', 'access', 'squash']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
     }

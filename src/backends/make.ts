@@ -3,6 +3,7 @@ import type { Backend } from './backend.js';
 import { ReadonlyBackend } from './readonly.js';
 import { memoryFromDirectory } from './seed.js';
 import { withExportAnames } from './aname.js';
+import { AccessBackend } from './access.js';
 import { withSecurityModel, DEFAULT_SECURITY_MODEL, MappedXattrBackend, type SecurityModel } from './security.js';
 
 export const BACKENDS = ['local', 'memory', 'proxy'] as const;
@@ -21,6 +22,11 @@ export interface MakeOptions {
   /** mapped-xattr: host permission bits of new files / directories (default 0600 / 0700) */
   fmode?: number;
   dmode?: number;
+  /** 'user' (default): each request is checked as the attached user; 'any': the client may do
+   *  what the server's user may */
+  access?: 'user' | 'any';
+  /** every attach is this user (implies access 'user') */
+  squash?: { uid: number; gid: number };
 }
 
 /** The project's own helper executable (native/virtio9p-helper), found from this module. */
@@ -53,6 +59,7 @@ export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOpti
     b = withSecurityModel(b, { model: opts.securityModel ?? DEFAULT_SECURITY_MODEL, fmode: opts.fmode, dmode: opts.dmode });
     if (b instanceof MappedXattrBackend) await checkUserXattrs(b, dir);
   }
+  if ((opts.access ?? 'user') === 'user' || opts.squash) b = new AccessBackend(b, { squash: opts.squash });
   return withExportAnames(opts.readonly ? new ReadonlyBackend(b) : b, dir);
 }
 

@@ -99,13 +99,14 @@ let dirs: string[] = [];
 afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); dirs = []; });
 const fresh = (tag: string): string => { const d = tempDir(tag); dirs.push(d); return d; };
 
-describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --backend %s, server run as root', (backend) => {
+describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --backend %s, server run as root, --access any', (backend) => {
   let exp: string;
   let s: Served;
   let c: StreamConn;
   beforeAll(async () => {
     exp = fresh(`secmodel-${backend}`);
-    s = await serve(exp, backend);
+    // --access any: the model alone must hold, whatever the client claims to be
+    s = await serve(exp, backend, ['--access', 'any']);
     c = await session(s, 1000);
     await plant(c);
   }, 60000);
@@ -164,7 +165,7 @@ describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --
 describe('--security-model passthrough, asked for, as root: the objects are real', () => {
   test('a device node, owner and set-id bits reach the host', async () => {
     const exp = fresh('secmodel-pt');
-    const s = await serve(exp, 'local', ['--security-model', 'passthrough']);
+    const s = await serve(exp, 'local', ['--security-model', 'passthrough', '--access', 'any']);
     const c = await session(s, 1000);
     try {
       await c.client.mknod(0, 'null', S_IFCHR | 0o666, 1, 3, 1000);
