@@ -70,7 +70,7 @@ async function checkUserXattrs(b: MappedXattrBackend, dir: string): Promise<void
   try {
     const r = await b.inner.getxattr(root.node, new TextEncoder().encode('user.virtfs.uid'));
     if (r === -95 /* EOPNOTSUPP */) {
-      throw Object.assign(new Error(`${dir}: its file system has no user xattrs, which --security-model mapped-xattr needs (choose passthrough or none)`), { usage: true });
+      throw Object.assign(new Error(`${dir}: its file system has no user xattrs, which --security-model mapped-xattr needs (choose mapped-file)`), { usage: true });
     }
   } finally {
     b.inner.forget(root.node);

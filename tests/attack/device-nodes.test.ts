@@ -52,9 +52,9 @@ async function openErr(c: StreamConn, name: string, flags: number): Promise<numb
 const pre = (): string[] => (isRoot ? ['fifo', 'loop0', 'null'] : ['fifo']);
 
 describe.each(['local', 'proxy', 'memory'])('virtio9p serve --backend %s', (backend) => {
-  test('pre-existing device nodes and FIFOs: every open is ENXIO (also --readonly), nothing hangs', async () => {
-    for (const ro of [false, true]) {
-      const s = await serve(exp, backend, ro ? ['--readonly'] : []);
+  test('pre-existing device nodes and FIFOs: every open is ENXIO (every model, also --readonly), nothing hangs', async () => {
+    for (const [ro, model] of [[false, 'mapped-xattr'], [true, 'mapped-xattr'], [false, 'mapped-file'], [false, 'passthrough'], [true, 'none']] as const) {
+      const s = await serve(exp, backend, [...(ro ? ['--readonly'] : []), ...(backend === 'memory' ? [] : ['--security-model', model])]);
       const c = await session(s, 0); // root: no permission check stands before the open
       try {
         for (const name of pre()) {

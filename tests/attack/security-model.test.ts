@@ -18,7 +18,7 @@ import { connectStream, type StreamConn } from '../../harness/soak/stream-client
 import { P9ClientError } from '../../harness/p9/client.js';
 import { fsops } from '../../src/helper/fsops.js';
 
-const EACCES = 13, ENODATA = 61, ENXIO = 6;
+const EACCES = 13, ENODATA = 61, ENXIO = 6, EOPNOTSUPP = 95, ENOENT = 2, EINVAL = 22;
 const O_RDWR = 2;
 const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o40000, S_IFBLK = 0o60000, S_IFLNK = 0o120000, S_IFCHR = 0o20000;
 const A_MODE = 0x1, A_UID = 0x2, A_GID = 0x4;
@@ -44,8 +44,9 @@ async function walk(c: StreamConn, ...names: string[]): Promise<number> {
   return fid;
 }
 
-/** The guest's attempts; returns nothing, the checks follow on both sides. */
-async function plant(c: StreamConn): Promise<void> {
+/** The guest's attempts; the checks follow on both sides. mapped-file keeps no security.* or
+ *  system.* xattrs at all (EOPNOTSUPP). */
+async function plant(c: StreamConn, model: string): Promise<void> {
   const cl = c.client;
   await cl.mkdir(0, 'dir', 0o2775, 1000);
   await cl.mknod(0, 'disk', S_IFBLK | 0o660, 7, 0, 1000);
@@ -60,8 +61,13 @@ async function plant(c: StreamConn): Promise<void> {
   const x = cl.allocFid();
   await cl.xattrwalk(f, x, '');
   await cl.clunk(x);
-  await xset(c, f, 'security.capability', CAP);
-  await xset(c, f, 'system.posix_acl_access', ACL);
+  if (model === 'mapped-file') {
+    expect(await errnoOf(xset(c, f, 'security.capability', CAP))).toBe(EOPNOTSUPP);
+    expect(await errnoOf(xset(c, f, 'system.posix_acl_access', ACL))).toBe(EOPNOTSUPP);
+  } else {
+    await xset(c, f, 'security.capability', CAP);
+    await xset(c, f, 'system.posix_acl_access', ACL);
+  }
   await cl.clunk(f);
 }
 
@@ -99,16 +105,18 @@ let dirs: string[] = [];
 afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); dirs = []; });
 const fresh = (tag: string): string => { const d = tempDir(tag); dirs.push(d); return d; };
 
-describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --backend %s, server run as root, --access any', (backend) => {
+describe.each([
+  ['local', 'mapped-xattr'], ['proxy', 'mapped-xattr'], ['local', 'mapped-file'], ['proxy', 'mapped-file'],
+])('--backend %s --security-model %s (mapped-xattr: the default), server run as root, --access any', (backend, model) => {
   let exp: string;
   let s: Served;
   let c: StreamConn;
   beforeAll(async () => {
     exp = fresh(`secmodel-${backend}`);
     // --access any: the model alone must hold, whatever the client claims to be
-    s = await serve(exp, backend, ['--access', 'any']);
+    s = await serve(exp, backend, ['--access', 'any', '--security-model', model]);
     c = await session(s, 1000);
-    await plant(c);
+    await plant(c, model);
   }, 60000);
   afterAll(async () => { await c.close(); await s.stop(); });
 
@@ -125,8 +133,12 @@ describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --
     expect(await c.client.readlink(l)).toBe('/etc/shadow');
     await c.client.clunk(l);
     const f = await walk(c, 'suid');
-    expect([...await xget(c, f, 'security.capability')]).toEqual([...CAP]);
-    expect(await xlist(c, f)).toEqual(['security.capability', 'system.posix_acl_access']);
+    if (model === 'mapped-xattr') {
+      expect([...await xget(c, f, 'security.capability')]).toEqual([...CAP]);
+      expect(await xlist(c, f)).toEqual(['security.capability', 'system.posix_acl_access']);
+    } else {
+      expect(await xlist(c, f)).toEqual([]);
+    }
     await c.client.clunk(f);
     expect(await errnoOf((async () => { const d = await walk(c, 'disk'); await c.client.lopen(d, O_RDWR); })())).toBe(ENXIO);
   });
@@ -140,10 +152,14 @@ describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --
     const d = fs.lstatSync(path.join(exp, 'dir'));
     expect(d.mode).toBe(S_IFDIR | 0o700);
     expect(fs.readFileSync(path.join(exp, 'link'), 'utf8')).toBe('/etc/shadow');
-    expect(hostXattrs(path.join(exp, 'suid'))).toEqual([
+    expect(hostXattrs(path.join(exp, 'suid'))).toEqual(model === 'mapped-xattr' ? [
       'user.virtfs.gid', 'user.virtfs.mode', 'user.virtfs.security.capability',
       'user.virtfs.system.posix_acl_access', 'user.virtfs.uid',
-    ]);
+    ] : []);
+    if (model === 'mapped-file') {
+      expect(fs.readFileSync(path.join(exp, '.virtfs_metadata', 'suid'), 'latin1')).toBe('virtfs.uid=0\nvirtfs.gid=0\nvirtfs.mode=35327\n');
+      expect(fs.lstatSync(path.join(exp, '.virtfs_metadata')).mode).toBe(S_IFDIR | 0o700);
+    }
   });
 
   test('the server\'s metadata is hidden from the guest and cannot be forged', async () => {
@@ -159,6 +175,30 @@ describe.each(['local', 'proxy'])('the default security model (mapped-xattr), --
     expect(await errnoOf(c.client.clunk(x))).toBe(EACCES);
     expect((await c.client.getattr(f)).mode).toBe(S_IFREG | 0o4777);
     await c.client.clunk(f);
+  });
+});
+
+describe('mapped-file: its metadata names are out of the guest\'s reach', () => {
+  test('.virtfs_metadata and .virtfs_metadata_root: not listed, not walked to, not created, not renamed to', async () => {
+    const exp = fresh('secmodel-mfile-names');
+    const s = await serve(exp, 'local', ['--security-model', 'mapped-file', '--access', 'any']);
+    const c = await session(s, 0);
+    try {
+      await c.client.mkdir(0, 'd', 0o755, 0);
+      await c.client.setattr(0, { valid: A_MODE, mode: 0o755 });
+      expect(fs.existsSync(path.join(exp, '.virtfs_metadata', 'd'))).toBe(true);
+      expect(fs.existsSync(path.join(exp, '.virtfs_metadata_root'))).toBe(true);
+      const d = await walk(c);
+      await c.client.lopen(d, 0);
+      const names = (await c.client.readdirAll(d)).map((e) => new TextDecoder().decode(e.name)).sort();
+      expect(names).toEqual(['.', '..', 'd']);
+      for (const n of ['.virtfs_metadata', '.virtfs_metadata_root']) {
+        const f = c.client.allocFid();
+        expect(await errnoOf(c.client.walk(0, f, [n]))).toBe(ENOENT);
+        expect(await errnoOf(c.client.mkdir(0, n, 0o755, 0))).toBe(EINVAL);
+        expect(await errnoOf(c.client.renameat(0, 'd', 0, n))).toBe(EINVAL);
+      }
+    } finally { await c.close(); await s.stop(); }
   });
 });
 
