@@ -1,5 +1,5 @@
 /**
- * `virtio9p bench`: the issue-5 suite, in one process and one run —
+ * `npm run bench`: the workload suite, in one process and one run —
  *   ours:  workloads (a)–(g) through the real virtqueue path (BenchRing → ring → wasm core →
  *          backend → reply) on the chosen backend (bench/ours.ts);
  *   v86:   the same workloads on v86's own virtio-9p device and 9P server (npm `v86`, release

@@ -15,8 +15,8 @@
  * still serves version/attach/getattr afterwards.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { MESSAGES, MSG, encode } from '../p9/codec.js';
-import { Rig, type HandChain, type SegSpec, diffRanges, outside, replyProblem, type Range, STATUS_NEEDS_RESET } from '../../tests/ring/rig.js';
+import { MESSAGES, MSG, encode } from '../../src/testing/p9/codec.js';
+import { Rig, type HandChain, type SegSpec, diffRanges, outside, replyProblem, type Range, STATUS_NEEDS_RESET } from '../ring/rig.js';
 import { Rng, toHex, fromHex } from './rng.js';
 
 // ---------------------------------------------------------------- seeds
