@@ -31,3 +31,9 @@ await Promise.all([
 ]);
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.types.json'], { stdio: 'inherit' });
+// the WebAssembly interfaces for users compiling without the DOM library (tsc does not copy .d.ts sources)
+fs.copyFileSync('src/wasm/globals.d.ts', 'dist/types/wasm/globals.d.ts');
+for (const [entry, ref] of [['index', './wasm/globals.d.ts'], ['node', './wasm/globals.d.ts'], ['testing/index', '../wasm/globals.d.ts']]) {
+  const f = `dist/types/${entry}.d.ts`;
+  fs.writeFileSync(f, `/// <reference path="${ref}" />\n` + fs.readFileSync(f, 'utf8'));
+}

@@ -14,13 +14,14 @@
 import { Virtio9pDevice } from '../device.js';
 import type { Backend } from '../backends/backend.js';
 import { Arena } from '../arena.js';
+import type { WasmSource } from '../wasm/core.js';
 
 export interface V86Handle9pOptions {
   backend: Backend;
   /** buffer space for requests in flight (default 16 MiB) */
   bufferSize?: number;
   /** the compiled core or its bytes (browsers) */
-  wasm?: BufferSource | WebAssembly.Module;
+  wasm?: WasmSource;
 }
 
 const EAGAIN = 11;

@@ -6,7 +6,7 @@
 import type { CoreVariant } from './core.js';
 
 export interface WasiHost {
-  imports: WebAssembly.Imports;
+  imports: Record<string, Record<string, unknown>>;
   start(instance: WebAssembly.Instance): void;
 }
 
@@ -32,5 +32,5 @@ export async function wasiFor(module: WebAssembly.Module): Promise<WasiHost> {
   wasiReady ??= init();
   await wasiReady;
   const wasi = new WASI({ args: ['virtio9p'], env: {} });
-  return { imports: wasi.getImports(module) as WebAssembly.Imports, start: (instance) => { wasi.instantiate(instance, {}); } };
+  return { imports: wasi.getImports(module) as Record<string, Record<string, unknown>>, start: (instance) => { wasi.instantiate(instance, {}); } };
 }
