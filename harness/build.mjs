@@ -25,9 +25,10 @@ await Promise.all([
     outdir: 'dist/browser', splitting: true, chunkNames: 'chunk-[hash]',
   }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', packages: 'external', banner: { js: '#!/usr/bin/env node' } }),
-  build({ ...common, entryPoints: ['harness/bench-cli.ts'], outfile: 'build/bench.js', platform: 'node' }),
-  build({ ...common, entryPoints: ['harness/fuzz/run.ts'], outfile: 'build/fuzz.js', platform: 'node' }),
-  build({ ...common, entryPoints: ['harness/soak/run.ts'], outfile: 'build/soak.js', platform: 'node' }),
+  // dev scripts: run inside the repository, so its node_modules stay imports
+  build({ ...common, entryPoints: ['harness/bench-cli.ts'], outfile: 'build/bench.js', platform: 'node', packages: 'external' }),
+  build({ ...common, entryPoints: ['harness/fuzz/run.ts'], outfile: 'build/fuzz.js', platform: 'node', packages: 'external' }),
+  build({ ...common, entryPoints: ['harness/soak/run.ts'], outfile: 'build/soak.js', platform: 'node', packages: 'external' }),
 ]);
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.types.json'], { stdio: 'inherit' });

@@ -23,7 +23,7 @@ import { Rng, toHex, fromHex } from './rng.js';
 
 const here = new URL('.', import.meta.url);
 function findUp(rel: string): string {
-  // works from harness/fuzz/*.ts (tests) and from dist/fuzz.js (the bundle)
+  // works from harness/fuzz/*.ts (tests) and from build/fuzz.js (the bundle)
   let dir = new URL('.', here);
   for (let i = 0; i < 5; i++) {
     const p = new URL(rel, dir).pathname;
