@@ -9,7 +9,7 @@
  *   const emulator = new V86({ ..., filesystem: { handle9p: adapter.handle9p } });
  *
  * The heavier adapter — our device in place of v86's, reading v86's guest RAM itself — is
- * issue #6's remaining work.
+ * V86Virtio9p (./v86-pci.ts).
  */
 import { Virtio9pDevice } from '../device.js';
 import type { Backend } from '../backends/backend.js';
