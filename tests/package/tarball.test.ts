@@ -106,6 +106,25 @@ describe('the tarball', () => {
     expect(await exited).toBe(0);
   });
 
+  test('without a prebuilt binary the install step compiles the addons; without a compiler it says so in one line', () => {
+    const pkg = path.join(tmp, 'no-prebuilds', 'virtio9p-wasm');
+    fs.cpSync(path.join(proj, 'node_modules/virtio9p-wasm'), pkg, { recursive: true });
+    fs.rmSync(path.join(pkg, 'prebuilds'), { recursive: true, force: true });
+    const install = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [path.join(pkg, 'native/install.mjs')], { cwd: pkg, encoding: 'utf8', timeout: 300000, env: { ...process.env, ...env } });
+    const noCc = install({ CC: path.join(tmp, 'no-such-cc') });
+    expect(noCc.status).toBe(0); // the device, MemoryBackend and the browser build work without the addons
+    expect(noCc.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^virtio9p-wasm: cannot build the native addons: no C compiler \('.*no-such-cc' not found/)]);
+    expect(fs.existsSync(path.join(pkg, 'native/build'))).toBe(false);
+    const use = `import { LocalBackend } from ${JSON.stringify(path.join(pkg, 'dist/node/node.js'))}; new LocalBackend({ root: ${JSON.stringify(tmp)} }); console.log('ok');`;
+    const before = spawnSync(process.execPath, ['--input-type=module', '-e', use], { encoding: 'utf8' });
+    expect(before.stderr).toMatch(/the fsops addon is not available: no prebuilt binary for linux-x64 and none built/);
+    const cc = install({});
+    expect([cc.status, cc.stderr]).toEqual([0, '']);
+    for (const a of ['fdpass', 'fsops']) expect(fs.existsSync(path.join(pkg, 'native/build', `${a}.node`))).toBe(true);
+    expect(spawnSync(process.execPath, ['--input-type=module', '-e', use], { encoding: 'utf8' }).stdout).toBe('ok\n');
+  });
+
   test("an ESM program uses '.', './node' and './testing'", () => {
     const dir = path.join(tmp, 'esm-export');
     fs.mkdirSync(dir);
