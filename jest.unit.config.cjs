@@ -14,6 +14,8 @@ const FULL_ONLY = [
   'tests/faults/',                     // a tmpfs mount (root); QEMU's helper
   'tests/helper/',                     // root (ownership), QEMU as the helper's client
   'tests/bench/browser.test.ts',       // Chromium
+  'tests/conformance/transports.test.ts', // the whole suite again over MMIO, PCI and v86's bus (minutes)
+  'tests/property/differential.test.ts',  // 400 random sequences against two backends (minutes)
 ];
 
 module.exports = { ...base, testPathIgnorePatterns: ['/node_modules/', ...FULL_ONLY.map((p) => `<rootDir>/${p}`)] };

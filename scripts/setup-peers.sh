@@ -1,6 +1,6 @@
 #!/bin/sh
 # What the full test tier (`npm test`) runs against, installed when missing (Debian, as root):
-#   diod and its clients (diodls, diodcat, diodload), socat, QEMU (qemu-system-x86) with its
+#   diod and its clients (diodls, diodcat, diodload), socat, cpio, QEMU (qemu-system-x86) with its
 #   virtfs-proxy-helper, Chromium (driven by playwright-core), a C compiler for the native
 #   addons, and two guest kits in .cache/, built from Debian packages that are downloaded and
 #   unpacked, never installed: an amd64 kernel + initramfs for QEMU (harness/linux-guest) and an
@@ -20,6 +20,8 @@ missing() {
   m=""
   for c in diod diodls diodcat diodload; do [ -x /usr/sbin/$c ] || m="$m $c"; done
   command -v socat >/dev/null 2>&1 || m="$m socat"
+  # packs the guests' initramfs when the kit's own busybox cannot run here (an i386 one)
+  command -v cpio >/dev/null 2>&1 || m="$m cpio"
   command -v qemu-system-x86_64 >/dev/null 2>&1 || m="$m qemu-system-x86_64"
   [ -x /usr/lib/qemu/virtfs-proxy-helper ] || m="$m virtfs-proxy-helper"
   [ -x /usr/bin/chromium ] || m="$m chromium"
@@ -44,6 +46,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=""
 case "$m" in *diod*) pkgs="$pkgs diod" ;; esac
 case "$m" in *socat*) pkgs="$pkgs socat" ;; esac
+case "$m" in *cpio*) pkgs="$pkgs cpio" ;; esac
 case "$m" in *qemu*|*virtfs*) pkgs="$pkgs qemu-system-x86" ;; esac
 case "$m" in *chromium*) pkgs="$pkgs chromium" ;; esac
 case "$m" in *C-compiler*) pkgs="$pkgs gcc libc6-dev" ;; esac
