@@ -1,6 +1,7 @@
 /**
  * House rules that are cheaper to check than to review: the hot path allocates nothing, one
- * file turns guest addresses into pointers, the in-memory backend runs in a browser.
+ * file turns guest addresses into pointers, the browser build has no Node built-ins, and the
+ * layers stay apart (src ← harness ← tests).
  */
 import { describe, test, expect } from '@jest/globals';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
