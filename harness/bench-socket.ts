@@ -1,5 +1,5 @@
 /**
- * `virtio9p bench --socket`: `virtio9p serve` raced against diod in the same run, with diod's
+ * `npm run bench -- --socket`: `virtio9p serve` raced against diod in the same run, with diod's
  * own load generator (diodload: 1 and 4 threads, read/write I/O and -g getattr) over Unix
  * sockets, and optionally the Linux guest workload's wall time (QEMU, trans=fd) against both.
  * diodload attaches aname "ctl": diod serves its synthetic ctl file system (zero and null are

@@ -1,5 +1,5 @@
 /**
- * `virtio9p bench`: the issue-5 suite, in one process and one run —
+ * `npm run bench`: the workload suite, in one process and one run —
  *   ours:  workloads (a)–(g) through the real virtqueue path (BenchRing → ring → wasm core →
  *          backend → reply) on the chosen backend (bench/ours.ts);
  *   v86:   the same workloads on v86's own virtio-9p device and 9P server (npm `v86`, release
@@ -88,7 +88,7 @@ export function findHarnessFile(rel: string): string {
     for (const p of [path.join(dir, rel), path.join(dir, 'harness', rel)]) if (fs.existsSync(p)) return p;
     dir = path.dirname(dir);
   }
-  throw new Error(`virtio9p bench: cannot find harness/${rel}`);
+  throw new Error(`bench: cannot find harness/${rel}`);
 }
 
 export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
@@ -131,7 +131,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
 export function formatHeader(report: BenchReport): string {
   const i = report.info;
-  return `# virtio9p bench — backend ${i.backend}; v86 ${i.v86 ?? '(skipped)'}; ${i.node}; ${i.host}\n` +
+  return `# bench — backend ${i.backend}; v86 ${i.v86 ?? '(skipped)'}; ${i.node}; ${i.host}\n` +
     `# median of ${i.runs} runs after ${i.warmup} warm-up; p50/p99 per 9P request from one more run; copy = max(wasm memory.copy, host copy)`;
 }
 

@@ -10,6 +10,10 @@
  */
 export { Virtio9pDevice, type DeviceOptions, type Counters } from './device.js';
 export { MemoryBackend } from './backends/memory.js';
+export {
+  withSecurityModel, MappedBackend, MappedXattrBackend, MappedFileBackend, SECURITY_MODELS, DEFAULT_SECURITY_MODEL,
+  type SecurityModel, type SecurityOptions, type Mapped, type Where,
+} from './backends/security.js';
 export type { Backend, Stat, Entry, Created, StatFs, SetAttr, DirSink, Node, Fh } from './backends/backend.js';
 export { P9Error, toErrno } from './errno.js';
 export * as errno from './errno.js';

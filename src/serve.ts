@@ -11,21 +11,9 @@ import { Virtio9pDevice } from './device.js';
 import type { Backend } from './backends/backend.js';
 import { Arena } from './arena.js';
 import { EAGAIN } from './errno.js';
+import { formatTcp, type ListenSpec } from './listen.js';
 
-export type ListenSpec = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number } | { kind: 'fd'; fd: number };
-
-export function parseListen(s: string): ListenSpec {
-  if (s.startsWith('unix:') && s.length > 5) return { kind: 'unix', path: s.slice(5) };
-  const tcp = /^tcp:(.+):(\d+)$/.exec(s);
-  if (tcp) {
-    const port = Number(tcp[2]);
-    if (port > 65535) throw new RangeError(`bad port in '${s}'`);
-    return { kind: 'tcp', host: tcp[1].replace(/^\[|\]$/g, ''), port };
-  }
-  const fd = /^fd:(\d+)$/.exec(s);
-  if (fd) return { kind: 'fd', fd: Number(fd[1]) };
-  throw new RangeError(`bad --listen '${s}' (want unix:PATH, tcp:HOST:PORT or fd:N)`);
-}
+export { parseListen, type ListenSpec } from './listen.js';
 
 export interface ServeOptions {
   backend: Backend;
@@ -103,11 +91,11 @@ export class P9Server {
         const a = this.server.address();
         if (l.kind === 'unix') this.address = `unix:${l.path}`;
         else if (l.kind === 'fd') this.address = `fd:${l.fd}`;
-        else if (a && typeof a === 'object') this.address = `tcp:${a.address}:${a.port}`;
+        else if (a && typeof a === 'object') this.address = formatTcp(a.address, a.port);
         resolve();
       };
       if (l.kind === 'unix') this.server.listen(l.path, ok);
-      else if (l.kind === 'tcp') this.server.listen(l.port, l.host, ok);
+      else if (l.kind === 'tcp') this.server.listen(l.port, l.host === '' ? undefined : l.host, ok);
       else this.server.listen({ fd: l.fd }, ok);
     });
   }

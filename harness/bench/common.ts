@@ -15,7 +15,7 @@ export interface Workload {
   bytesPerOp?: (s: Sizes) => number;
   /** the copy limit applies: how the bytes move (see copylimit.ts) */
   copy?: 'read' | 'write' | 'random';
-  /** issue-5 target relative to v86 (ours/v86 at least this) or to the copy limit */
+  /** target relative to v86 (ours/v86 at least this) or to the copy limit */
   target?: { v86?: number; limit?: number };
 }
 
@@ -180,7 +180,7 @@ export function formatRows(rows: Row[]): string {
     num(r.limit?.limitMiBps),
     r.usOverV86 === undefined ? '' : `${num(r.usOverV86, sig(r.usOverV86))}×`,
     r.usOverLimit === undefined ? '' : `${Math.round(r.usOverLimit * 100)}%`,
-    r.target === undefined ? '' : `${r.target}${r.met === undefined ? '' : r.met ? ' met' : ' MISSED'}`,
+    r.target === undefined ? '' : `${r.target}${r.met === undefined ? '' : r.met ? ' met' : ' below'}`,
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (c: string[]) => c.map((x, i) => (i === 0 || i === c.length - 1 ? x.padEnd(w[i]) : x.padStart(w[i]))).join('  ').trimEnd();

@@ -7,7 +7,6 @@
  * getattr is measured alongside for comparison.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Backend, Entry, Stat } from '../../src/backends/backend.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { makeRing } from './ours.js';
@@ -142,13 +141,8 @@ export function formatOverhead(r: OverheadReport): string {
   return lines.join('\n');
 }
 
-function docsDir(): string {
-  let dir = process.cwd();
-  for (let i = 0; i < 4 && !fs.existsSync(path.join(dir, 'package.json')); i++) dir = path.dirname(dir);
-  return path.join(dir, 'docs');
-}
-
-export function writeOverheadChart(r: OverheadReport, log: (s: string) => void): void {
+/** Write the open-fids curve as an SVG chart to `file`. */
+export function writeOverheadChart(r: OverheadReport, file: string, log: (s: string) => void): void {
   const svg = lineChartSvg({
     title: 'Tgetattr cost vs open fids (through the ring, one in flight)',
     xLabel: 'open fids (log)', yLabel: 'µs per getattr',
@@ -158,15 +152,14 @@ export function writeOverheadChart(r: OverheadReport, log: (s: string) => void):
     ],
     note: `node ${r.node}; ${r.curve.at(-1)?.refusedAt ? `the core refuses fid ${r.curve.at(-1)!.refusedAt} (MAX_FIDS)` : ''}`,
   });
-  const p = path.join(docsDir(), 'bench-fids.svg');
-  fs.writeFileSync(p, svg);
-  log(`wrote ${p}`);
+  fs.writeFileSync(file, svg);
+  log(`wrote ${file}`);
 }
 
-export function writeResultsChart(rep: BenchReport, log: (s: string) => void, name = 'bench-results.svg', title?: string): void {
+/** Write the us/v86 ratios as an SVG chart to `file`. */
+export function writeResultsChart(rep: BenchReport, file: string, log: (s: string) => void, title?: string): void {
   const rows: Row[] = rep.rows;
   const svg = ratioChartSvg(rows, title ?? `virtio9p vs v86 ${rep.info.v86 ?? ''} (${rep.info.backend} backend, node ${rep.info.node}, one run)`);
-  const p = path.join(docsDir(), name);
-  fs.writeFileSync(p, svg);
-  log(`wrote ${p}`);
+  fs.writeFileSync(file, svg);
+  log(`wrote ${file}`);
 }

@@ -25,7 +25,7 @@ function table(rows: Row[]): string {
     n(r.v86?.opsPerSec), n(r.v86?.mibPerSec), n(r.v86?.p50Us, 1), n(r.limit?.limitMiBps),
     r.usOverV86 === undefined ? '' : `${n(r.usOverV86, r.usOverV86 >= 10 ? 0 : 2)}×`,
     r.usOverLimit === undefined ? '' : `${Math.round(r.usOverLimit * 100)}%`,
-    r.target ? `${r.target}${r.met === undefined ? '' : r.met ? ' met' : ' MISSED'}` : '']);
+    r.target ? `${r.target}${r.met === undefined ? '' : r.met ? ' met' : ' below'}` : '']);
   return `<table><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>${body.map((b) => `<tr>${b.map((c, i) => `<td${i ? ' class=n' : ''}>${c}</td>`).join('')}</tr>`).join('')}</table>`;
 }
 

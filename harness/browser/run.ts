@@ -1,7 +1,7 @@
 /**
- * `virtio9p bench --browser`: serve the bench page (serve.ts) and run it in Debian's Chromium
+ * `npm run bench -- --browser`: serve the bench page (serve.ts) and run it in Debian's Chromium
  * (/usr/bin/chromium, `apt-get install -y chromium`) driven by playwright-core — no downloaded
- * browser. Returns the page's report (the same shape `virtio9p bench --json` prints).
+ * browser. Returns the page's report (the same shape `npm run bench -- --json` prints).
  */
 import { startBenchServer } from './serve.js';
 import type { BenchReport } from '../bench.js';

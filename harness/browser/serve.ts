@@ -4,6 +4,7 @@
  * bundled with esbuild at start, build/virtio9p.wasm, copy.wat compiled with wabt, and v86's
  * release build from node_modules. POST /result delivers the page's JSON.
  */
+import { browserOptions } from '../esbuild-plugins.mjs';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,14 +27,15 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; } td.n { text-align: right; f
 <script type="module" src="/page.js"></script></body></html>`;
 
 async function bundle(): Promise<{ page: string; worker: string }> {
-  const esbuildName = 'esbuild';
-  const esbuild = await import(/* non-literal: stays external in the CLI bundle */ esbuildName);
-  const common = { bundle: true, format: 'esm' as const, target: 'es2022', platform: 'browser' as const, write: false, external: ['node:*'], logLevel: 'error' as const, sourcemap: 'inline' as const };
+  const esbuild = await import('esbuild');
+  // the package's browser build settings (src/wasm/host.browser.ts: no Node built-ins, no WASI);
+  // node:* stays external for the bench's own Node-only modules that the page never calls
+  const common = { ...browserOptions, bundle: true, format: 'esm' as const, target: 'es2022', write: false, external: ['node:*'], logLevel: 'error' as const, sourcemap: 'inline' as const };
   const [p, w] = await Promise.all([
     esbuild.build({ ...common, entryPoints: [findHarnessFile('browser/page.ts')] }),
     esbuild.build({ ...common, entryPoints: [findHarnessFile('browser/worker.ts')] }),
   ]);
-  return { page: p.outputFiles[0].text, worker: w.outputFiles[0].text };
+  return { page: p.outputFiles![0]!.text, worker: w.outputFiles![0]!.text };
 }
 
 function coreWasmPath(): string {

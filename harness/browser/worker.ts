@@ -1,5 +1,5 @@
 /**
- * The browser bench's Web Worker: the same suite as `virtio9p bench` on the memory backend —
+ * The browser bench's Web Worker: the same suite as `npm run bench` on the memory backend —
  * copy limit (wasm memory.copy and Uint8Array copyWithin), ours (the core from the bytes the
  * page passes), then v86 (its npm release build, loaded from the page's origin).
  */

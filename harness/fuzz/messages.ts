@@ -15,15 +15,15 @@
  * still serves version/attach/getattr afterwards.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { MESSAGES, MSG, encode } from '../p9/codec.js';
-import { Rig, type HandChain, type SegSpec, diffRanges, outside, replyProblem, type Range, STATUS_NEEDS_RESET } from '../../tests/ring/rig.js';
+import { MESSAGES, MSG, encode } from '../../src/testing/p9/codec.js';
+import { Rig, type HandChain, type SegSpec, diffRanges, outside, replyProblem, type Range, STATUS_NEEDS_RESET } from '../ring/rig.js';
 import { Rng, toHex, fromHex } from './rng.js';
 
 // ---------------------------------------------------------------- seeds
 
 const here = new URL('.', import.meta.url);
 function findUp(rel: string): string {
-  // works from harness/fuzz/*.ts (tests) and from dist/fuzz.js (the bundle)
+  // works from harness/fuzz/*.ts (tests) and from build/fuzz.js (the bundle)
   let dir = new URL('.', here);
   for (let i = 0; i < 5; i++) {
     const p = new URL(rel, dir).pathname;

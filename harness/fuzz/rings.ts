@@ -17,10 +17,10 @@
  * in the answered chains' writable buffers and the used ring; module memory does not grow;
  * after reset + re-initialisation the device serves again.
  */
-import { encode, MSG } from '../p9/codec.js';
+import { encode, MSG } from '../../src/testing/p9/codec.js';
 import {
   Rig, diffRanges, outside, replyProblem, type Range, F_NEXT, F_WRITE, F_INDIRECT, STATUS_NEEDS_RESET, IRQ_CONFIG,
-} from '../../tests/ring/rig.js';
+} from '../ring/rig.js';
 import { Rng, toHex, fromHex } from './rng.js';
 
 export const RAM = 256 << 10;

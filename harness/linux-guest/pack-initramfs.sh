@@ -26,3 +26,5 @@ cp "$KIT/guest-init" ird/init && chmod 755 ird/init
 CPIO="$R/bbroot/bin/busybox cpio"
 $R/bbroot/bin/busybox true 2>/dev/null || CPIO=$(command -v cpio || echo "busybox cpio")
 (cd ird && find . | $CPIO -o -H newc 2>/dev/null) | gzip -1 > out/initramfs.cpio.gz
+# a cpio that could not run leaves an empty archive behind the pipe: fail here, not at boot
+[ "$(gzip -dc out/initramfs.cpio.gz | wc -c)" -gt 100000 ] || { echo "pack-initramfs: the archive is empty (no working cpio here: apt-get install cpio)" >&2; rm -f out/initramfs.cpio.gz; exit 1; }

@@ -14,11 +14,11 @@
  * Both register drivers have `interrupt()`: the guest's handler for the device's interrupt
  * line (reads InterruptStatus / ISR through the bus and acks, then reaps the used ring).
  */
-import { SplitDriver, type RpcOptions } from '../virtio/split-driver.js';
-import { PackedDriver } from '../virtio/packed-driver.js';
-import { P9Client } from '../p9/client.js';
-import type { DevicePort } from '../port.js';
-import { RegisterPort, MMIO, COMMON } from '../virtio/transport-ports.js';
+import { SplitDriver, type RpcOptions } from '../../src/testing/virtio/split-driver.js';
+import { PackedDriver } from '../../src/testing/virtio/packed-driver.js';
+import { P9Client } from '../../src/testing/p9/client.js';
+import type { DevicePort } from '../../src/testing/port.js';
+import { RegisterPort, MMIO, COMMON } from '../../src/testing/virtio/transport-ports.js';
 
 /** The VMM's side of an address space: how the guest's loads and stores reach a device. */
 export interface Bus {

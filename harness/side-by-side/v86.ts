@@ -11,6 +11,7 @@ import { makeBackend } from '../../src/backends/make.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
 import { V86Handle9p } from '../../src/adapters/v86-handle9p.js';
 import { bootV86Guest } from '../v86-guest/boot.js';
+import { STATUS } from '../../src/wasm/abi.js';
 import type { GuestResult } from './result.js';
 
 /** ours-*: our device in place of v86's; handle9p: v86's own device handing each request to our
@@ -32,11 +33,13 @@ export interface V86RunOptions {
 export const v86DeviceName = (v: V86Variant): string => `v86-${v}`;
 
 /** `served`: replies our core sent (undefined for v86's own device); `features`: what the guest's
- *  driver accepted from our device (the full adapter only). */
+ *  driver accepted from our device (the full adapter only), sampled at the first interrupt after
+ *  DRIVER_OK — the guest's power-off resets the device, so reading it at the end would see 0. */
 export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?: number; features?: bigint }> {
   let backend: Backend | undefined;
   let adapter: V86Virtio9p | undefined;
   let light: V86Handle9p | undefined;
+  let features: bigint | undefined;
   if (o.variant === 'ours-memory') backend = new MemoryBackend();
   else if (o.variant === 'handle9p') light = await V86Handle9p.create({ backend: new MemoryBackend() });
   else if (o.variant !== 'own') {
@@ -54,14 +57,19 @@ export async function runV86(o: V86RunOptions): Promise<GuestResult & { served?:
       cmdline: words.join(' '),
       log: o.log,
       timeoutMs: o.timeoutMs ?? 300000,
-      beforeStart: backend ? async (emulator) => { adapter = await V86Virtio9p.attach(emulator, {
-        backend: backend!,
-        // the local run keeps Linux on the split ring (RING_PACKED withheld); the others let it
-        // take the packed ring, as Linux 6.1 does when offered
-        device: o.variant === 'ours-local' ? { features: ~PACKED } : undefined,
-      }); } : undefined,
+      beforeStart: backend ? async (emulator) => {
+        const a = adapter = await V86Virtio9p.attach(emulator, {
+          backend: backend!,
+          // the local run keeps Linux on the split ring (RING_PACKED withheld); the others let it
+          // take the packed ring, as Linux 6.1 does when offered
+          device: o.variant === 'ours-local' ? { features: ~PACKED } : undefined,
+        });
+        a.device.onInterrupt(() => {
+          if (features === undefined && (a.device.status & STATUS.DRIVER_OK) !== 0) features = a.device.driverFeatures;
+        });
+      } : undefined,
     });
-    return { device: v86DeviceName(o.variant), steps: r.steps, mounted: r.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies, features: adapter?.device.driverFeatures };
+    return { device: v86DeviceName(o.variant), steps: r.steps, mounted: r.mounted, wallMs: r.wallMs, console: r.console, served: (adapter ?? light)?.device.counters().replies, features };
   } finally {
     const d = backend as unknown as { destroy?: () => unknown } | undefined;
     await d?.destroy?.();

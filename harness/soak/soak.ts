@@ -16,8 +16,8 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { LocalBackend } from '../../src/backends/local.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { Virtio9pDevice } from '../../src/device.js';
-import { SplitDriver } from '../virtio/split-driver.js';
-import { P9Client, P9ClientError } from '../p9/client.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { P9Client, P9ClientError } from '../../src/testing/p9/client.js';
 import { connectStream, type StreamConn } from './stream-client.js';
 import { Rng } from '../fuzz/rng.js';
 

@@ -4,7 +4,7 @@
  * hostile-guest tests.
  */
 import net from 'node:net';
-import { P9Client } from '../p9/client.js';
+import { P9Client } from '../../src/testing/p9/client.js';
 
 export interface StreamConn {
   client: P9Client;

@@ -14,8 +14,8 @@
  * buffers) without kicking; kick() notifies once and completes them all (up to `slots` in flight).
  * The general driver is split-driver.ts.
  */
-import type { DevicePort } from '../port.js';
-import { VIRTIO_9P_F_MOUNT_TAG, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../port.js';
+import type { DevicePort } from '../../src/testing/port.js';
+import { VIRTIO_9P_F_MOUNT_TAG, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../src/testing/port.js';
 
 const F_NEXT = 1, F_WRITE = 2;
 const RLERROR = 7;

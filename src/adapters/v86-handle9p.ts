@@ -9,18 +9,19 @@
  *   const emulator = new V86({ ..., filesystem: { handle9p: adapter.handle9p } });
  *
  * The heavier adapter — our device in place of v86's, reading v86's guest RAM itself — is
- * issue #6's remaining work.
+ * V86Virtio9p (./v86-pci.ts).
  */
 import { Virtio9pDevice } from '../device.js';
 import type { Backend } from '../backends/backend.js';
 import { Arena } from '../arena.js';
+import type { WasmSource } from '../wasm/core.js';
 
 export interface V86Handle9pOptions {
   backend: Backend;
   /** buffer space for requests in flight (default 16 MiB) */
   bufferSize?: number;
   /** the compiled core or its bytes (browsers) */
-  wasm?: BufferSource | WebAssembly.Module;
+  wasm?: WasmSource;
 }
 
 const EAGAIN = 11;

@@ -48,9 +48,24 @@ export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOpti
   if (kind === 'memory') b = memoryFromDirectory(dir);
   else if (kind === 'proxy') {
     const { ProxyBackend } = await import('./proxy/backend.js');
-    b = opts.helperSocket
-      ? await ProxyBackend.connect({ socket: opts.helperSocket })
-      : await ProxyBackend.launch({ export: dir, helper: opts.helper ?? await ownHelper() });
+    const fs = await import('node:fs');
+    if (opts.helperSocket !== undefined) {
+      const sock = opts.helperSocket;
+      let st;
+      try { st = fs.statSync(sock); } catch { throw new Error(`helper socket '${sock}' does not exist`); }
+      if (!st.isSocket()) throw new Error(`helper socket '${sock}' is not a socket`);
+      try { b = await ProxyBackend.connect({ socket: sock }); } catch (e) {
+        throw new Error(`cannot use the helper on '${sock}': ${helperFailure(e)}`);
+      }
+    } else {
+      const helper = opts.helper ?? await ownHelper();
+      const { checkHelper, HelperNotRunnable } = await import('./proxy/client.js');
+      checkHelper(helper); // a helper that cannot run: HelperNotRunnable, nothing spawned
+      try { b = await ProxyBackend.launch({ export: dir, helper }); } catch (e) {
+        if (e instanceof HelperNotRunnable) throw e;
+        throw new Error(`helper '${helper}' did not serve ${dir}: ${helperFailure(e)}`);
+      }
+    }
   } else {
     const { LocalBackend } = await import('./local.js');
     b = new LocalBackend({ root: dir, readonly: opts.readonly });
@@ -75,4 +90,13 @@ async function checkUserXattrs(b: MappedXattrBackend, dir: string): Promise<void
   } finally {
     b.inner.forget(root.node);
   }
+}
+
+/** Why a helper could not be used, in words (errno 5 and ECONNREFUSED are the usual ones). */
+function helperFailure(e: unknown): string {
+  const err = e as { code?: string; errno?: number; message?: string };
+  if (err.code === 'EIO' || err.errno === 5 || err.errno === -5) return 'it exited or closed the connection before answering (is it a 9p proxy helper?)';
+  if (err.errno === 111 || err.errno === -111) return 'nothing is listening there (connection refused)';
+  if (err.errno === 13 || err.errno === -13) return 'permission denied';
+  return err.message ?? String(e);
 }

@@ -1,17 +1,12 @@
 /**
- * Loader and types for the confined file-system addon (native/fsops.c, built by
- * `node native/build.mjs` into native/build/fsops.node). Found through $VIRTIO9P_FSOPS, or
- * relative to this module (src/ or dist/ layouts), or the current directory.
+ * Types of the confined file-system addon (native/fsops.c), loaded by src/native.ts.
  *
  * Every path is relative to a directory fd and resolved with openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS): no `..` above it, no symlink anywhere in the
  * path (also not one swapped in during the call), the final component never followed. Leading
  * '/' are ignored, "" names the directory fd itself. Results: >= 0 or a negative errno.
  */
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../native.js';
 
 export type PathArg = Uint8Array | string;
 
@@ -62,32 +57,9 @@ export const ST = {
   atime: 10, atimeNs: 11, mtime: 12, mtimeNs: 13, ctime: 14, ctimeNs: 15,
 } as const;
 
-let cached: FsOps | null = null;
-
-function candidates(): string[] {
-  const out: string[] = [];
-  if (process.env.VIRTIO9P_FSOPS) out.push(process.env.VIRTIO9P_FSOPS);
-  let here: string | null = null;
-  try { here = path.dirname(fileURLToPath(import.meta.url)); } catch { /* not a file URL */ }
-  if (here !== null) {
-    for (let d = here, i = 0; i < 5; i++, d = path.dirname(d)) out.push(path.join(d, 'native', 'build', 'fsops.node'));
-  }
-  out.push(path.resolve('native', 'build', 'fsops.node'));
-  return out;
-}
-
-/** The addon (throws with the build command when it is missing). */
+/** The addon (throws one line naming what is missing). */
 export function fsops(): FsOps {
-  if (cached !== null) return cached;
-  const req = createRequire(import.meta.url);
-  const tried = candidates();
-  for (const p of tried) {
-    if (fs.existsSync(p)) {
-      cached = req(p) as FsOps;
-      return cached;
-    }
-  }
-  throw new Error(`fsops addon not built (run \`node native/build.mjs\`); looked in: ${tried.join(', ')}`);
+  return loadAddon<FsOps>('fsops');
 }
 
 /** Throw a Node-style error for a negative errno result (code set, like fs errors). */

@@ -4,7 +4,7 @@
  * synchronous loop on a blocking socket (the helper process does nothing else).
  *
  * Wire: the request table, formats and reply shapes are src/backends/proxy/protocol.ts's
- * (REQUESTS); see /work/shared/reference/proxy-protocol.md.
+ * (REQUESTS); the protocol is QEMU 7.2's (hw/9pfs/9p-proxy.h, fsdev/virtfs-proxy-helper.c).
  *  - fd replies (T_OPEN, T_CREATE): one 4-byte sendmsg: INT_MAX + one SCM_RIGHTS fd, or -errno.
  *  - status replies: {T_SUCCESS|T_ERROR, 4} + d value.
  *  - data replies: {T_SUCCESS, n} + body, or {T_ERROR, 4} + d -errno; a body that would not fit

@@ -50,7 +50,7 @@ export const EXPORTS = [
   'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight',
 ] as const;
 
-/** backend.* imports, in the seed's FileOperations spirit (WASI conventions). */
+/** backend.* imports: file operations in WASI conventions. */
 export const BACKEND_IMPORTS = [
   'attach', 'lookup', 'dup', 'getattr', 'setattr', 'open', 'create', 'read', 'write', 'readdir',
   'readlink', 'mkdir', 'symlink', 'mknod', 'link', 'renameat', 'rename', 'unlinkat', 'remove',

@@ -8,9 +8,9 @@ import { describe, test, expect, afterAll } from '@jest/globals';
 import { loadV86Node, createV86 } from '../../harness/bench/v86.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { V86PciPort } from '../../harness/virtio/v86-port.js';
-import { SplitDriver } from '../../harness/virtio/split-driver.js';
-import { P9Client } from '../../harness/p9/client.js';
+import { V86PciPort } from '../../src/testing/virtio/v86-port.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { P9Client } from '../../src/testing/p9/client.js';
 import { DeferredBackend, tick } from '../conformance/util.js';
 import type { Backend } from '../../src/backends/backend.js';
 

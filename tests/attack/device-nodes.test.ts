@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { serve, tempDir, type Served } from '../clients/serve-util.js';
 import { connectStream, type StreamConn } from '../../harness/soak/stream-client.js';
-import { P9ClientError } from '../../harness/p9/client.js';
+import { P9ClientError } from '../../src/testing/p9/client.js';
 
 const ENXIO = 6, EROFS = 30, EPERM = 1;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2;

@@ -10,7 +10,7 @@ import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
 import fs from 'node:fs';
 import { serve, tempDir, type Served } from '../clients/serve-util.js';
 import { connectStream, type StreamConn } from '../../harness/soak/stream-client.js';
-import { P9ClientError } from '../../harness/p9/client.js';
+import { P9ClientError } from '../../src/testing/p9/client.js';
 
 const EPERM = 1, EACCES = 13;
 const O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2;

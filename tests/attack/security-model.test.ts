@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { serve, tempDir, type Served } from '../clients/serve-util.js';
 import { connectStream, type StreamConn } from '../../harness/soak/stream-client.js';
-import { P9ClientError } from '../../harness/p9/client.js';
+import { P9ClientError } from '../../src/testing/p9/client.js';
 import { fsops } from '../../src/helper/fsops.js';
 
 const EACCES = 13, ENODATA = 61, ENXIO = 6, EOPNOTSUPP = 95, ENOENT = 2, EINVAL = 22;

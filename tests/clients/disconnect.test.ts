@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { P9Server } from '../../src/serve.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { P9Client } from '../../harness/p9/client.js';
+import { P9Client } from '../../src/testing/p9/client.js';
 import { DeferredBackend, tick } from '../conformance/util.js';
 import { tempDir } from './serve-util.js';
 

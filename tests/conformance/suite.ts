@@ -8,8 +8,8 @@
  */
 import { describe, test, expect, beforeEach, afterEach } from '@jest/globals';
 import type { Backend } from '../../src/backends/backend.js';
-import { MSG, P9_NOFID, P9_NOTAG, P9_RLERROR, P9_GETATTR_BASIC, parseDirents, text, type Qid } from '../../harness/p9/codec.js';
-import { P9FlushedError } from '../../harness/p9/client.js';
+import { MSG, P9_NOFID, P9_NOTAG, P9_RLERROR, P9_GETATTR_BASIC, parseDirents, text, type Qid } from '../../src/testing/p9/codec.js';
+import { P9FlushedError } from '../../src/testing/p9/client.js';
 import {
   boot, errnoOf, walkTo, openPath, mkdirs, mkfile, mksymlink, readPath, exists, rawMsg, le16, le32, le64,
   bytes, str, tick, DeferredBackend, type Ctx,

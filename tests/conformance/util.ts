@@ -9,14 +9,14 @@
  * - Seeding through 9P itself (mkfile / mkdirs / walkTo …) so the suite works on any backend.
  * - `errnoOf(promise)`: the Rlerror errno of a rejected call, 0 on success (other errors rethrow).
  */
-import { createMachine, createPackedMachine, type Machine } from '../../harness/machine.js';
+import { createMachine, createPackedMachine, type Machine } from '../../src/testing/machine.js';
 import { loadV86Node, createV86 } from '../../harness/bench/v86.js';
 import { V86Virtio9p } from '../../src/adapters/v86-pci.js';
-import { V86PciPort } from '../../harness/virtio/v86-port.js';
-import { SplitDriver } from '../../harness/virtio/split-driver.js';
-import { PackedDriver } from '../../harness/virtio/packed-driver.js';
-import { P9Client, P9ClientError, type RpcFn } from '../../harness/p9/client.js';
-import { decode, encodeRaw, P9_NOFID, type Decoded } from '../../harness/p9/codec.js';
+import { V86PciPort } from '../../src/testing/virtio/v86-port.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { PackedDriver } from '../../src/testing/virtio/packed-driver.js';
+import { P9Client, P9ClientError, type RpcFn } from '../../src/testing/p9/client.js';
+import { decode, encodeRaw, P9_NOFID, type Decoded } from '../../src/testing/p9/codec.js';
 import type {
   Backend, Created, DirSink, Entry, Fh, Node, Res, SetAttr, Stat, StatFs,
 } from '../../src/backends/backend.js';

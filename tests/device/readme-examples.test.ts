@@ -1,7 +1,7 @@
 /**
  * README.md's "## Embedding API" examples are run, not just shown: every code block marked with
  * `<!-- example: NAME -->` on the line before its fence is extracted, bundled by esbuild with
- * `virtio9p-wasm` mapped to src/index.ts (the entry of dist/index.js, the package's `main`) and
+ * `virtio9p-wasm`, `virtio9p-wasm/node` and `virtio9p-wasm/testing` mapped to their sources and
  * the guest stand-in (`guest`, harness/readme/guest.ts) imported for it, written under build/
  * (so that the core finds build/*.wasm and `v86` resolves from node_modules) and run in its own
  * Node process. An example passes when the process exits 0: a failed `assert`, a throw, an
@@ -43,7 +43,8 @@ export function extractExamples(md: string): Example[] {
 const mapPackage: Plugin = {
   name: 'virtio9p-wasm',
   setup(b) {
-    b.onResolve({ filter: /^virtio9p-wasm$/ }, () => ({ path: path.join(repo, 'src/index.ts') }));
+    const entries: Record<string, string> = { 'virtio9p-wasm': 'src/index.ts', 'virtio9p-wasm/node': 'src/node.ts', 'virtio9p-wasm/testing': 'src/testing/index.ts' };
+    b.onResolve({ filter: /^virtio9p-wasm(\/node|\/testing)?$/ }, (a) => ({ path: path.join(repo, entries[a.path]!) }));
   },
 };
 

@@ -5,7 +5,7 @@
  */
 import { describe, test, expect } from '@jest/globals';
 import { Worker } from 'node:worker_threads';
-import { createMachine } from '../../harness/machine.js';
+import { createMachine } from '../../src/testing/machine.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 
 describe('SharedArrayBuffer-backed memory', () => {

@@ -1,5 +1,5 @@
 import { describe, test, expect } from '@jest/globals';
-import { createMachine } from '../../harness/machine.js';
+import { createMachine } from '../../src/testing/machine.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 
 describe('smoke', () => {

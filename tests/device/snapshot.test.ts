@@ -14,12 +14,12 @@ import { Virtio9pDevice, type DeviceOptions } from '../../src/device.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { LocalBackend } from '../../src/backends/local.js';
 import type { Backend } from '../../src/backends/backend.js';
-import { SplitDriver } from '../../harness/virtio/split-driver.js';
-import { PackedDriver } from '../../harness/virtio/packed-driver.js';
-import { P9Client } from '../../harness/p9/client.js';
-import { MSG } from '../../harness/p9/codec.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { PackedDriver } from '../../src/testing/virtio/packed-driver.js';
+import { P9Client } from '../../src/testing/p9/client.js';
+import { MSG } from '../../src/testing/p9/codec.js';
 import { guest, PciGuestPort, type Bus } from '../../harness/readme/guest.js';
-import type { DevicePort, QueueConfig } from '../../harness/port.js';
+import type { DevicePort, QueueConfig } from '../../src/testing/port.js';
 
 const te = new TextEncoder(), td = new TextDecoder();
 const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100;

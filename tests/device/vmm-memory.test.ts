@@ -5,8 +5,8 @@
 import { describe, test, expect } from '@jest/globals';
 import { Virtio9pDevice } from '../../src/device.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { SplitDriver } from '../../harness/virtio/split-driver.js';
-import { P9Client } from '../../harness/p9/client.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { P9Client } from '../../src/testing/p9/client.js';
 
 describe('VMM-supplied memory', () => {
   test('guest RAM stays where the VMM put it; the device reads and writes it in place', async () => {

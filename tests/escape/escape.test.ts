@@ -22,7 +22,7 @@ import { LocalBackend } from '../../src/backends/local.js';
 import { ProxyBackend } from '../../src/backends/proxy/backend.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { boot, errnoOf, walkTo, ROOT, type Ctx } from '../conformance/util.js';
-import { P9_NOFID } from '../../harness/p9/codec.js';
+import { P9_NOFID } from '../../src/testing/p9/codec.js';
 import { fsops } from '../../src/helper/fsops.js';
 
 const root = new URL('../../', import.meta.url).pathname;

@@ -13,8 +13,8 @@ import path from 'node:path';
 import { LocalBackend } from '../../src/backends/local.js';
 import { ProxyBackend } from '../../src/backends/proxy/backend.js';
 import type { Backend } from '../../src/backends/backend.js';
-import { createMachine } from '../../harness/machine.js';
-import { P9ClientError } from '../../harness/p9/client.js';
+import { createMachine } from '../../src/testing/machine.js';
+import { P9ClientError } from '../../src/testing/p9/client.js';
 
 const ENOSPC = 28;
 const O_RDWR = 2, O_RDONLY = 0;

@@ -15,8 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { ProxyBackend } from '../../src/backends/proxy/backend.js';
-import { createMachine, type Machine } from '../../harness/machine.js';
-import { P9ClientError } from '../../harness/p9/client.js';
+import { createMachine, type Machine } from '../../src/testing/machine.js';
+import { P9ClientError } from '../../src/testing/p9/client.js';
 
 const HELPER = '/usr/lib/qemu/virtfs-proxy-helper';
 const EIO = 5;

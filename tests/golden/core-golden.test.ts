@@ -6,9 +6,9 @@
  */
 import { describe, test, expect, beforeAll } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { createMachine, type Machine } from '../../harness/machine.js';
+import { createMachine, type Machine } from '../../src/testing/machine.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { MESSAGES, decode, encode, fromHex, toHex } from '../../harness/p9/codec.js';
+import { MESSAGES, decode, encode, fromHex, toHex } from '../../src/testing/p9/codec.js';
 
 interface Vector { name: string; type: number; tag: number; fields: unknown[]; hex: string }
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('./9p-vectors.json', import.meta.url), 'utf8')).filter((v: Vector) => v.name);

@@ -18,7 +18,7 @@ import {
   GETATTR_BASIC,
   GETATTR_ALL,
   type Qid,
-} from '../../harness/p9/codec.js';
+} from '../../src/testing/p9/codec.js';
 
 interface Vector {
   name: string;

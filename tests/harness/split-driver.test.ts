@@ -7,16 +7,16 @@ import {
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_VERSION_1,
   VIRTIO_F_RING_PACKED,
-} from '../../harness/port.js';
+} from '../../src/testing/port.js';
 import {
   SplitDriver,
   ArenaAllocator,
   VRING_DESC_F_NEXT,
   VRING_DESC_F_WRITE,
   VRING_DESC_F_INDIRECT,
-} from '../../harness/virtio/split-driver.js';
-import { P9Client, P9ClientError, P9FlushedError } from '../../harness/p9/client.js';
-import { decode, encode, MESSAGES, MSG, NOTAG, P9_RLERROR } from '../../harness/p9/codec.js';
+} from '../../src/testing/virtio/split-driver.js';
+import { P9Client, P9ClientError, P9FlushedError } from '../../src/testing/p9/client.js';
+import { decode, encode, MESSAGES, MSG, NOTAG, P9_RLERROR } from '../../src/testing/p9/codec.js';
 
 const ALL = VIRTIO_F_VERSION_1 | VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
 
@@ -599,7 +599,7 @@ describe('P9Client: operations on the wire', () => {
       { qid: { type: 0x80, version: 0, path: 0n }, offset: 2n, type: 4, name: '..' },
       { qid: { type: 0, version: 3, path: 9n }, offset: 3n, type: 8, name: 'f' },
     ];
-    const { encodeDirents } = await import('../../harness/p9/codec.js');
+    const { encodeDirents } = await import('../../src/testing/p9/codec.js');
     const seenT: string[] = [];
     dev.reply = (c) => {
       const t = decode(c.readable);

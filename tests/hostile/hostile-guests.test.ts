@@ -15,11 +15,11 @@
 import { describe, test, expect, afterAll } from '@jest/globals';
 import path from 'node:path';
 import fs from 'node:fs';
-import { Rig, defaultBackend, type HandChain } from '../ring/rig.js';
+import { Rig, defaultBackend, type HandChain } from '../../harness/ring/rig.js';
 import { DeferredBackend, tick } from '../conformance/util.js';
-import { createMachine } from '../../harness/machine.js';
-import { P9Client, P9ClientError, P9FlushedError } from '../../harness/p9/client.js';
-import { encode, decode, MSG, P9_RLERROR } from '../../harness/p9/codec.js';
+import { createMachine } from '../../src/testing/machine.js';
+import { P9Client, P9ClientError, P9FlushedError } from '../../src/testing/p9/client.js';
+import { encode, decode, MSG, P9_RLERROR } from '../../src/testing/p9/codec.js';
 import { P9Server } from '../../src/serve.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { connectStream } from '../../harness/soak/stream-client.js';

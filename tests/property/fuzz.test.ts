@@ -24,8 +24,8 @@ import { readFileSync } from 'node:fs';
 import {
   Rig, type HandChain, type SegSpec, diffRanges, outside, hex, replyProblem, type Range,
   F_NEXT, F_WRITE, F_INDIRECT, STATUS_NEEDS_RESET, IRQ_CONFIG,
-} from '../ring/rig.js';
-import { encode, fromHex, MSG } from '../../harness/p9/codec.js';
+} from '../../harness/ring/rig.js';
+import { encode, fromHex, MSG } from '../../src/testing/p9/codec.js';
 import { preludeMessages, T_TYPES } from '../../harness/fuzz/messages.js';
 import {
   answeredReply, refWalk, type Walk, RING_MSGS as HARNESS_RING_MSGS, RAM as RAM_B, MSG_BASE, DATA_BASE, TABLE_BASE, TABLE_STRIDE, U64,

@@ -10,8 +10,8 @@ import { describe, test, expect } from '@jest/globals';
 import {
   Rig, type RigOptions, diffRanges, outside, hex, replyProblem, defaultBackend,
   F_NEXT, F_WRITE, F_INDIRECT, STATUS_NEEDS_RESET, IRQ_CONFIG, IRQ_USED,
-} from './rig.js';
-import { encode, decode, MSG } from '../../harness/p9/codec.js';
+} from '../../harness/ring/rig.js';
+import { encode, decode, MSG } from '../../src/testing/p9/codec.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const getattr = (tag = 7): Uint8Array => encode(MSG.Tgetattr, tag, [0, 0x7ffn]);

@@ -7,8 +7,8 @@
  * asynchronous backend).
  */
 import { describe, test, expect } from '@jest/globals';
-import { Rig, type HandChain, replyProblem, defaultBackend, IRQ_USED, IRQ_CONFIG } from './rig.js';
-import { encode, decode, MSG } from '../../harness/p9/codec.js';
+import { Rig, type HandChain, replyProblem, defaultBackend, IRQ_USED, IRQ_CONFIG } from '../../harness/ring/rig.js';
+import { encode, decode, MSG } from '../../src/testing/p9/codec.js';
 import type { Backend } from '../../src/backends/backend.js';
 
 const getattr = (tag: number, fid = 0): Uint8Array => encode(MSG.Tgetattr, tag, [fid, 0x7ffn]);

@@ -3,10 +3,10 @@
  * DISABLE suppression, and the same hostile-input outcomes as the split ring.
  */
 import { describe, test, expect } from '@jest/globals';
-import { createPackedMachine } from '../../harness/machine.js';
+import { createPackedMachine } from '../../src/testing/machine.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import { DeferredBackend, tick } from '../conformance/util.js';
-import { encode, decode } from '../../harness/p9/codec.js';
+import { encode, decode } from '../../src/testing/p9/codec.js';
 
 const F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4, F_AVAIL = 1 << 7, F_USED = 1 << 15;
 

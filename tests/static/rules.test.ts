@@ -1,11 +1,12 @@
 /**
  * House rules that are cheaper to check than to review: the hot path allocates nothing, one
- * file turns guest addresses into pointers, the in-memory backend runs in a browser.
+ * file turns guest addresses into pointers, the browser build has no Node built-ins, and the
+ * layers stay apart (src ← harness ← tests).
  */
 import { describe, test, expect } from '@jest/globals';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildSync } from 'esbuild';
+import { build, buildSync } from 'esbuild';
 
 const root = new URL('../../', import.meta.url).pathname;
 function files(dir: string): string[] {
@@ -67,17 +68,38 @@ describe('core rules', () => {
 });
 
 describe('browser', () => {
-  test('the in-memory backend and the device bundle without Node built-ins', () => {
+  test('the in-memory backend bundles without Node built-ins', () => {
     const r = buildSync({
       entryPoints: [join(root, 'src/backends/memory.ts')], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
     });
     expect(r.errors).toEqual([]);
-    const dev = buildSync({
-      entryPoints: [join(root, 'src/index.ts')], bundle: true, write: false, platform: 'browser', format: 'esm',
-      external: ['node:*'], logLevel: 'silent', metafile: true,
+  });
+
+  test('the browser build of the package entries has no Node built-ins, no WASI and no externals', async () => {
+    const { browserOptions } = await import('../../harness/esbuild-plugins.mjs');
+    const dev = await build({
+      ...browserOptions, entryPoints: [join(root, 'src/index.ts'), join(root, 'src/testing/index.ts')], outdir: '/x',
+      bundle: true, write: false, format: 'esm', logLevel: 'silent', metafile: true,
     });
-    const nodeImports = Object.values(dev.metafile!.outputs).flatMap((o) => o.imports).filter((i) => i.path.startsWith('node:'));
-    // only the lazy `import('node:…')` that finds the wasm file when no bytes are given
-    expect(nodeImports.every((i) => i.kind === 'dynamic-import')).toBe(true);
+    const inputs = Object.keys(dev.metafile!.inputs);
+    expect(inputs.filter((i) => /^node:|@wasmer|node_modules/.test(i))).toEqual([]);
+    expect(inputs.some((i) => i.endsWith('host.browser.ts'))).toBe(true);
+    expect(Object.values(dev.metafile!.outputs).flatMap((o) => o.imports)).toEqual([]);
+  });
+});
+
+describe('layering: src ← harness ← tests', () => {
+  const importsOf = (f: string) => [...readFileSync(join(root, f), 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+  test('nothing in src/ imports harness/ or tests/', () => {
+    const src = files('src').filter((f) => f.endsWith('.ts'));
+    expect(src.length).toBeGreaterThan(30);
+    // src/ may reach outside itself only for the built core (build/*.wasm)
+    const escapes = (f: string, i: string) => i.startsWith('../'.repeat(f.split('/').length - 1)) && !/\/build\/[\w.]+\.wasm$/.test(i);
+    const bad = src.flatMap((f) => importsOf(f).filter((i) => /(^|\/)(harness|tests)\//.test(i) || escapes(f, i)).map((i) => `${f}: ${i}`));
+    expect(bad).toEqual([]);
+  });
+  test('nothing in harness/ imports tests/', () => {
+    const h = files('harness').filter((f) => /\.(ts|mjs)$/.test(f));
+    expect(h.flatMap((f) => importsOf(f).filter((i) => /(^|\/)tests\//.test(i)).map((i) => `${f}: ${i}`))).toEqual([]);
   });
 });

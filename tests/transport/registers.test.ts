@@ -2,9 +2,9 @@
 import { describe, test, expect } from '@jest/globals';
 import { Virtio9pDevice } from '../../src/device.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
-import { MmioPort, PciPort, pciCaps } from '../../harness/virtio/transport-ports.js';
-import { SplitDriver } from '../../harness/virtio/split-driver.js';
-import { P9Client } from '../../harness/p9/client.js';
+import { MmioPort, PciPort, pciCaps } from '../../src/testing/virtio/transport-ports.js';
+import { SplitDriver } from '../../src/testing/virtio/split-driver.js';
+import { P9Client } from '../../src/testing/p9/client.js';
 
 const make = (tag = 'share9') => Virtio9pDevice.create({ backend: new MemoryBackend(), tag, guestMemorySize: 4 << 20 });
 const VERSION_1 = 1n << 32n, MOUNT_TAG = 1n;

@@ -1,12 +1,5 @@
-/**
- * Loader for the fd-passing addon (native/fdpass.c, built by `node native/build.mjs` into
- * native/build/fdpass.node). Found through $VIRTIO9P_FDPASS, or relative to this module (src/
- * or dist/ layouts), or the current directory.
- */
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+/** Types of the fd-passing addon (native/fdpass.c), loaded by src/native.ts. */
+import { loadAddon } from '../../native.js';
 
 export interface FdPass {
   socketpair(): [number, number] | number;
@@ -26,30 +19,7 @@ export type PollHandle = { readonly __poll: unique symbol };
 export const POLL_READABLE = 1, POLL_WRITABLE = 2;
 export const MSG_CTRUNC = 0x8;
 
-let cached: FdPass | null = null;
-
-function candidates(): string[] {
-  const out: string[] = [];
-  if (process.env.VIRTIO9P_FDPASS) out.push(process.env.VIRTIO9P_FDPASS);
-  let here: string | null = null;
-  try { here = path.dirname(fileURLToPath(import.meta.url)); } catch { /* not a file URL */ }
-  if (here !== null) {
-    for (let d = here, i = 0; i < 5; i++, d = path.dirname(d)) out.push(path.join(d, 'native', 'build', 'fdpass.node'));
-  }
-  out.push(path.resolve('native', 'build', 'fdpass.node'));
-  return out;
-}
-
-/** The addon (throws with the build command when it is missing). */
+/** The addon (throws one line naming what is missing). */
 export function fdpass(): FdPass {
-  if (cached !== null) return cached;
-  const req = createRequire(import.meta.url);
-  const tried = candidates();
-  for (const p of tried) {
-    if (fs.existsSync(p)) {
-      cached = req(p) as FdPass;
-      return cached;
-    }
-  }
-  throw new Error(`fdpass addon not built (run \`node native/build.mjs\`); looked in: ${tried.join(', ')}`);
+  return loadAddon<FdPass>('fdpass');
 }

@@ -1,8 +1,8 @@
 /**
  * The QEMU 7.2 9p "proxy" protocol (virtfs-proxy-helper), wire level: one table of request
  * types with their marshal formats and reply shapes, and strict encoders/decoders.
- * Reference: /work/shared/reference/proxy-protocol.md (§2 primitives, §3 framing, §4 catalogue,
- * §5 layouts).
+ * Reference: QEMU 7.2's hw/9pfs/9p-proxy.{h,c} and fsdev/virtfs-proxy-helper.c (primitives,
+ * framing, the request catalogue, layouts).
  *
  * Primitives (host byte order = little-endian on every host this runs on):
  *   b u8 · w u16 · d 32-bit (two's complement when negative) · q u64 · s (w length, raw bytes)

@@ -1,5 +1,5 @@
 /**
- * Test rig for ring-level tests (tests/ring, tests/property): a real Virtio9pDevice, a port
+ * Rig for ring-level tests and the fuzzers (tests/ring, tests/property, harness/fuzz): a real Virtio9pDevice, a port
  * multiplexer so that a device can be re-initialised by a *new* SplitDriver after reset (the
  * old driver stops receiving interrupts), hand-made chains written descriptor by descriptor,
  * synchronous raw RPCs (the memory backend completes inside notify), and RAM diffing.
@@ -7,10 +7,10 @@
 import { Virtio9pDevice } from '../../src/device.js';
 import { MemoryBackend } from '../../src/backends/memory.js';
 import type { Backend } from '../../src/backends/backend.js';
-import { SplitDriver, type SplitDriverOptions } from '../../harness/virtio/split-driver.js';
-import type { DevicePort, QueueConfig } from '../../harness/port.js';
-import { P9Client } from '../../harness/p9/client.js';
-import { decode, encode, MSG, P9_RLERROR, type Decoded } from '../../harness/p9/codec.js';
+import { SplitDriver, type SplitDriverOptions } from '../../src/testing/virtio/split-driver.js';
+import type { DevicePort, QueueConfig } from '../../src/testing/port.js';
+import { P9Client } from '../../src/testing/p9/client.js';
+import { decode, encode, MSG, P9_RLERROR, type Decoded } from '../../src/testing/p9/codec.js';
 
 export const F_NEXT = 1;
 export const F_WRITE = 2;

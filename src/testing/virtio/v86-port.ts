@@ -3,7 +3,7 @@
  * touches only what a guest driver in v86 touches: PCI configuration space through the
  * 0xCF8/0xCFC mechanism, BAR 0 as I/O ports (v86's port dispatch), and v86's guest RAM.
  */
-import type { V86Virtio9p } from '../../src/adapters/v86-pci.js';
+import type { V86Virtio9p } from '../../adapters/v86-pci.js';
 import { RegisterPort, COMMON } from './transport-ports.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

@@ -2,10 +2,10 @@
  * The main job on its embedded default: a device with the in-memory backend seeded with a
  * small tree, driven by the guest driver through the real virtqueue, doing a short session.
  */
-import { createMachine } from './machine.js';
-import { MemoryBackend } from '../src/backends/memory.js';
-import { P9_NOFID } from './p9/codec.js';
-import type { Backend } from '../src/backends/backend.js';
+import { createMachine } from './testing/machine.js';
+import { MemoryBackend } from './backends/memory.js';
+import { P9_NOFID } from './testing/p9/codec.js';
+import type { Backend } from './backends/backend.js';
 
 const td = new TextDecoder();
 const O_RDONLY = 0, O_RDWR = 2, O_DIRECTORY = 0o200000;

@@ -5,7 +5,7 @@
  * configuration in BAR 0). The SplitDriver and the conformance suite run over either.
  */
 import type { DevicePort, QueueConfig } from '../port.js';
-import type { Virtio9pDevice } from '../../src/device.js';
+import type { Virtio9pDevice } from '../../device.js';
 
 const ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8;
 

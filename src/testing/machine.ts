@@ -2,8 +2,8 @@
  * An in-process machine: our device with a backend, the guest-side split-ring driver over its
  * RAM, and a 9P2000.L client on top — the whole virtqueue path, no shortcuts.
  */
-import { Virtio9pDevice, type DeviceOptions } from '../src/device.js';
-import type { Backend } from '../src/backends/backend.js';
+import { Virtio9pDevice, type DeviceOptions } from '../device.js';
+import type { Backend } from '../backends/backend.js';
 import { SplitDriver } from './virtio/split-driver.js';
 import { P9Client } from './p9/client.js';
 import { MmioPort, PciPort } from './virtio/transport-ports.js';

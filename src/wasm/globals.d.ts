@@ -1,0 +1,8 @@
+// The WebAssembly types the declarations name, for compilers without the DOM library (as
+// empty interfaces they merge with lib.dom's when it is present). Referenced from each entry's
+// declarations by the build.
+declare namespace WebAssembly {
+  interface Module {}
+  interface Memory {}
+  interface Instance {}
+}
