@@ -26,7 +26,7 @@ import {
 } from './backend.js';
 import {
   EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR,
-  ENOTEMPTY, EOPNOTSUPP, EPERM, P9Error,
+  ENOTEMPTY, EOPNOTSUPP, EPERM, ENAMETOOLONG, P9Error,
 } from '../errno.js';
 
 const CHUNK = 65536;
@@ -68,6 +68,11 @@ const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 const NOMINAL_CAPACITY = 2 ** 40; // statfs figure when no capacity limit is set (1 TiB)
 const NOMINAL_INODES = 2 ** 24;   // statfs figure when no inode limit is set
 const V9FS_MAGIC = 0x01021997;
+/** Linux NAME_MAX and PATH_MAX: a longer name is ENAMETOOLONG; a longer symlink target too */
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+/** what an xattr costs against the capacity beyond its name and value bytes */
+const XATTR_OVERHEAD = 64;
 const FSID = 0x6d656d66;          // "memf"
 
 // ---------------------------------------------------------------------------------------------
@@ -248,6 +253,8 @@ export class MemoryBackend implements Backend {
   private nextIno = 1;
   private inodeCount = 0;
   private used = 0;
+  /** bytes of xattrs (names, values, XATTR_OVERHEAD each), charged against the capacity too */
+  private xattrUsed = 0;
   private readonly capacity: number;
   private readonly maxInodes: number;
   private readonly ownerUid: number;
@@ -292,6 +299,7 @@ export class MemoryBackend implements Backend {
         i.alloc = 0;
         if (i.chunks !== null) for (const c of i.chunks.values()) this.pool.give(c);
         i.chunks = null;
+        if (i.xattrs !== null) for (const x of i.xattrs.values()) this.xattrUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
         i.xattrs = null;
         i.target = null;
       }
@@ -354,8 +362,9 @@ export class MemoryBackend implements Backend {
   private growChunk(i: Inode, ci: number, old: Uint8Array | undefined, need: number): Uint8Array | null {
     const oldLen = old === undefined ? 0 : old.length;
     let len = ChunkPool.sizeFor(Math.max(need, oldLen * 2));
-    if (this.used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
-    if (this.used + len - oldLen > this.capacity) return null;
+    const used = this.used + this.xattrUsed;
+    if (used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
+    if (used + len - oldLen > this.capacity) return null;
     const c = this.pool.take(len);
     if (old !== undefined) { c.set(old); this.pool.give(old); }
     i.chunks!.set(ci, c);
@@ -449,6 +458,7 @@ export class MemoryBackend implements Backend {
   private newName(d: Inode, name: Uint8Array): string | number {
     const e = this.liveDir(d);
     if (e !== 0) return e;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(name)) return -EEXIST;
     const key = keyOf(name);
     if (d.dir!.map.has(key)) return -EEXIST;
@@ -476,6 +486,7 @@ export class MemoryBackend implements Backend {
   private doRename(srcDir: Inode, ent: DirEnt, dstDir: Inode, newname: Uint8Array): number {
     const e = this.liveDir(dstDir);
     if (e !== 0) return e;
+    if (newname.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(newname)) return -EBUSY;
     const src = ent.inode!;
     const dkey = keyOf(newname);
@@ -534,6 +545,7 @@ export class MemoryBackend implements Backend {
     if (d === null) return -EBADF;
     const dd = d.dir;
     if (dd === null) return -ENOTDIR;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     let i: Inode;
     const dot = isDotName(name);
     if (dot === 1) i = d;
@@ -600,6 +612,7 @@ export class MemoryBackend implements Backend {
     if (d === null) return -EBADF;
     const e = this.liveDir(d);
     if (e !== 0) return e;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(name)) return -EEXIST;
     if ((flags & O_ACCMODE) === O_ACCMODE) return -EINVAL;
     const key = keyOf(name);
@@ -728,6 +741,11 @@ export class MemoryBackend implements Backend {
   symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Stat | number {
     const d = this.ref(dir);
     if (d === null) return -EBADF;
+    // as Linux symlink(2): an empty target is ENOENT, one longer than PATH_MAX ENAMETOOLONG;
+    // a NUL cannot reach Linux through a C string, so a target holding one is EINVAL
+    if (target.length === 0) return -ENOENT;
+    if (target.length >= PATH_MAX) return -ENAMETOOLONG;
+    if (target.indexOf(0) >= 0) return -EINVAL;
     const key = this.newName(d, name);
     if (typeof key === 'number') return key;
     const c = this.makeChild(d, key, name, S_IFLNK | 0o777, uid, gid);
@@ -829,9 +847,10 @@ export class MemoryBackend implements Backend {
 
   statfs(node: Node): StatFs | number {
     if (this.ref(node) === null) return -EBADF;
-    const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, this.used) : this.capacity;
+    const used = this.used + this.xattrUsed;
+    const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, used) : this.capacity;
     const blocks = Math.floor(total / PAGE);
-    const bfree = Math.max(0, Math.floor((total - this.used) / PAGE));
+    const bfree = Math.max(0, Math.floor((total - used) / PAGE));
     const files = this.maxInodes === Infinity ? Math.max(NOMINAL_INODES, this.inodeCount) : this.maxInodes;
     return {
       type: V9FS_MAGIC, bsize: PAGE, blocks, bfree, bavail: bfree,
@@ -863,6 +882,10 @@ export class MemoryBackend implements Backend {
     const has = i.xattrs !== null && i.xattrs.has(key);
     if ((flags & XATTR_CREATE) && has) return -EEXIST;
     if ((flags & XATTR_REPLACE) && !has) return -ENODATA;
+    const old = has ? i.xattrs!.get(key)!.value.length : -(name.length + XATTR_OVERHEAD);
+    const grow = value.length - old;
+    if (grow > 0 && this.used + this.xattrUsed + grow > this.capacity) return -ENOSPC;
+    this.xattrUsed += grow;
     (i.xattrs ??= new Map()).set(key, { name: name.slice(), value: value.slice() });
     tick();
     now(i, false, false, true);
@@ -872,8 +895,12 @@ export class MemoryBackend implements Backend {
   removexattr(node: Node, name: Uint8Array): number {
     const i = this.ref(node);
     if (i === null) return -EBADF;
-    if (i.xattrs === null || !i.xattrs.delete(keyOf(name))) return -ENODATA;
-    if (i.xattrs.size === 0) i.xattrs = null;
+    const key = keyOf(name);
+    const x = i.xattrs === null ? undefined : i.xattrs.get(key);
+    if (x === undefined) return -ENODATA;
+    i.xattrs!.delete(key);
+    this.xattrUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
+    if (i.xattrs!.size === 0) i.xattrs = null;
     tick();
     now(i, false, false, true);
     return 0;
@@ -1236,6 +1263,7 @@ export class MemoryBackend implements Backend {
           const key = keyOf(name);
           if (name.length === 0 || i.xattrs.has(key)) bad(`node ${node}: bad or duplicate xattr name`);
           i.xattrs.set(key, { name, value });
+          b.xattrUsed += name.length + value.length + XATTR_OVERHEAD;
         }
       }
       const kind = r.u8('kind');
