@@ -169,6 +169,8 @@ export class P9Server {
   get connections(): number { return this.conns.size; }
   /** request and reply buffers in use (0 when idle) */
   get buffersInUse(): number { return this.arena.inUse; }
+  /** bytes of request and reply buffers in use */
+  get bufferBytesInUse(): number { return this.arena.bytesInUse; }
 
   private accept(socket: net.Socket): void {
     if (socket.setNoDelay) socket.setNoDelay(true);
