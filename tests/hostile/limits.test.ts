@@ -14,7 +14,7 @@ import type { Backend } from '../../src/backends/backend.js';
 import { connectStream, type StreamConn } from '../../harness/soak/stream-client.js';
 import { P9ClientError } from '../../harness/p9/client.js';
 import { MSG } from '../../harness/p9/codec.js';
-import { tempDir } from '../clients/serve-util.js';
+import { tempDir, serve } from '../clients/serve-util.js';
 
 const EMFILE = 24, ENOSPC = 28, ENOMEM = 12;
 const NOFID = 0xffffffff;
@@ -344,5 +344,32 @@ describe('memory backend capacity', () => {
     await hostile.client.unlinkat(0, 'hog');
     const st2 = await good.client.statfs(0);
     expect(Number(st2.bfree) * st2.bsize).toBeGreaterThan(free0 - 65536);
+  });
+});
+
+describe('the limits as `virtio9p serve` flags', () => {
+  test('--max-connections, --memory-capacity, --memory-files, --max-open and --attach-timeout take effect', async () => {
+    const dir = tempDir('lim-cli');
+    fs.writeFileSync(path.join(dir, 'hello'), 'hello world');
+    const srv = await serve(dir, 'memory', ['--max-connections', '2', '--memory-capacity', '2M', '--memory-files', '50', '--max-open', '2', '--attach-timeout', '2']);
+    try {
+      const good = await attached(srv.sock);
+      const st = await good.client.statfs(0);
+      expect(Number(st.blocks) * st.bsize).toBe(2 << 20);
+      expect(Number(st.files)).toBe(50);
+      const idle = await connect(srv.sock); // never attaches: closed after 2 s
+      const refused = await connect(srv.sock); // the third: closed at once
+      await waitClosed(refused);
+      await waitClosed(idle);
+      for (let i = 0; i < 2; i++) { await good.client.walk(0, 10 + i, ['hello']); await good.client.lopen(10 + i, 0); }
+      await good.client.walk(0, 12, ['hello']);
+      expect(await errno(good.client.lopen(12, 0))).toBe(EMFILE);
+      const log = srv.stderr();
+      expect(log.match(/refusing connections/g)).toHaveLength(1);
+      expect(log).toMatch(/no attach within 2000 ms/);
+      expect(log).toMatch(/at its limit of open files \(2\)/);
+    } finally {
+      await srv.stop();
+    }
   });
 });
