@@ -10,6 +10,7 @@
  */
 export { Virtio9pDevice, type DeviceOptions, type Counters } from './device.js';
 export { MemoryBackend } from './backends/memory.js';
+export { AnameBackend } from './backends/aname.js';
 export type { Backend, Stat, Entry, Created, StatFs, SetAttr, DirSink, Node, Fh } from './backends/backend.js';
 export { P9Error, toErrno } from './errno.js';
 export * as errno from './errno.js';
