@@ -125,9 +125,10 @@ export class Virtio9pDevice {
   private fhSession = new Map<number, number>();
   private readonly maxOpen: number;
   private readonly maxXattrBytes: number;
-  /** called once when a session reaches a bound (until it drops below it again) */
+  /** called once when a session reaches a bound (again only after it fell to half of it) */
   onLimit: ((session: number, what: 'open' | 'xattr') => void) | null = null;
-  private atLimit = new Set<string>();
+  /** per session: 1 = at the open-files bound, 2 = at the xattr-bytes bound (logged once) */
+  private atLimit: number[] = [];
   private locks = new LockTable();
   private replies = new Map<number, (len: number) => void>();
   private nextToken = 1;
@@ -482,9 +483,9 @@ export class Virtio9pDevice {
   private sessionOf(slot: number): number { return slot >= 0 ? this.ex.slotSession(slot) : 0; }
 
   private limitReached(session: number, what: 'open' | 'xattr'): void {
-    const k = `${what}:${session}`;
-    if (this.atLimit.has(k)) return;
-    this.atLimit.add(k);
+    const bit = what === 'open' ? 1 : 2, had = this.atLimit[session] ?? 0;
+    if (had & bit) return;
+    this.atLimit[session] = had | bit;
     this.onLimit?.(session, what);
   }
 
@@ -498,7 +499,8 @@ export class Virtio9pDevice {
   private giveOpen(session: number): void {
     const n = (this.openCount[session] ?? 1) - 1;
     this.openCount[session] = n;
-    if (n < this.maxOpen) this.atLimit.delete(`open:${session}`);
+    // the episode ends once the session is well below the bound (not at every close)
+    if (n <= this.maxOpen >> 1 && this.atLimit[session]) this.atLimit[session] &= ~1;
   }
 
   /** Reserve xattr buffer bytes for `session` (false: over maxXattrBytesPerSession). */
@@ -509,8 +511,9 @@ export class Virtio9pDevice {
     return true;
   }
   private giveXattr(session: number, bytes: number): void {
-    this.xattrBytes[session] = (this.xattrBytes[session] ?? bytes) - bytes;
-    this.atLimit.delete(`xattr:${session}`);
+    const n = (this.xattrBytes[session] ?? bytes) - bytes;
+    this.xattrBytes[session] = n;
+    if (n <= this.maxXattrBytes / 2 && this.atLimit[session]) this.atLimit[session] &= ~2;
   }
 
   /** What one session holds: open handles and xattr buffer bytes. */

@@ -130,6 +130,25 @@ describe('requests in flight across a reset', () => {
     await c.walk(0, 5, ['hello']); // and can be made now
   });
 
+  test('the same through the device (virtqueue)', async () => {
+    const mem = new MemoryBackend();
+    mem.writeFile('hello', 'hi');
+    const deferred = new DeferredBackend(mem);
+    const ctx = await boot(deferred, { mount: false });
+    const c = ctx.client;
+    await c.version(65536);
+    await c.attach(0, NOFID, 'root', '', 0);
+    deferred.hold((m) => m === 'lookup');
+    const walk = errno(c.walk(0, 5, ['hello']));
+    await deferred.waitFor('lookup');
+    await c.version(65536);
+    await c.attach(0, NOFID, 'root', '', 0);
+    deferred.passThrough();
+    deferred.release();
+    expect(await walk).toBe(ECANCELED);
+    expect(await errno(c.walk(5, 6, []))).toBe(ENOENT);
+  });
+
   test('a Tlopen in flight when Tversion arrives leaves no open file', async () => {
     const mem = new MemoryBackend();
     mem.writeFile('hello', 'hi');
