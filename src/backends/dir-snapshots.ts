@@ -8,8 +8,9 @@
  * directory must stay listable), so the bound is max(budget, the largest directory).
  */
 
-/** What a snapshot costs beyond its name bytes (the Buffer object and the array slot). */
-const ENTRY_OVERHEAD = 96;
+/** What an entry costs beyond its name bytes (its Buffer object and array slot: measured
+ *  with 10,000-entry listings, about 190 bytes on Node 20). */
+const ENTRY_OVERHEAD = 192;
 export const DEFAULT_READDIR_BUDGET = 64 << 20;
 
 export interface HasSnapshot { snap: Buffer[] | null }

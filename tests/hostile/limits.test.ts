@@ -272,7 +272,7 @@ describe('per-session resources', () => {
     const { sock } = await start(local);
     const hostile = await attached(sock);
     const good = await attached(sock);
-    const listing = 2000 * (11 + 96);
+    const listing = 2000 * (11 + 192);
     for (let h = 0; h < 20; h++) {
       await hostile.client.walk(0, 10 + h, ['big']);
       await hostile.client.lopen(10 + h, 0);
