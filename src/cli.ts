@@ -67,7 +67,7 @@ limits (what one client can make the server hold; BYTES takes K, M or G):
                            (default 8M: 256M of buffers / max connections)
   --max-open N             open files and directories per connection (EMFILE; default 1024)
   --max-xattr-bytes BYTES  xattr buffers per connection (Txattrcreate ENOSPC; default 1M)
-  --memory-capacity BYTES  memory backend: file data and xattrs (ENOSPC; statfs; default 256M)
+  --memory-capacity BYTES  memory backend: file data, xattrs, hard links (ENOSPC; statfs; default 256M)
   --memory-files N         memory backend: files, directories and links (ENOSPC; default 65536)
   -h, --help           show this help`,
   bench: `usage: virtio9p bench [--json] [--quick] [--backend KIND] [--runs N] [--only a,b,..] [--no-v86] [--copy-mode]

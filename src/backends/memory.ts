@@ -73,6 +73,8 @@ const NAME_MAX = 255;
 const PATH_MAX = 4096;
 /** what an xattr costs against the capacity beyond its name and value bytes */
 const XATTR_OVERHEAD = 64;
+/** what a hard link beyond a file's first name costs against the capacity (entry + name) */
+const LINK_COST = 320;
 const FSID = 0x6d656d66;          // "memf"
 
 // ---------------------------------------------------------------------------------------------
@@ -201,7 +203,8 @@ class OpenFile {
 }
 
 export interface MemoryBackendOptions {
-  /** Total bytes of file data; writes beyond it fail with ENOSPC. Default: unlimited. */
+  /** Total bytes of file data, xattrs and hard links beyond a file's first name; writes,
+   *  setxattr and link beyond it fail with ENOSPC, and statfs reports it. Default: unlimited. */
   capacityBytes?: number;
   /** Maximum number of inodes (root included); creation beyond it fails with ENOSPC. */
   maxInodes?: number;
@@ -253,8 +256,9 @@ export class MemoryBackend implements Backend {
   private nextIno = 1;
   private inodeCount = 0;
   private used = 0;
-  /** bytes of xattrs (names, values, XATTR_OVERHEAD each), charged against the capacity too */
-  private xattrUsed = 0;
+  /** bytes of xattrs (names, values, XATTR_OVERHEAD each) and of hard links beyond a file's
+   *  first name (LINK_COST each), charged against the capacity too */
+  private metaUsed = 0;
   private readonly capacity: number;
   private readonly maxInodes: number;
   private readonly ownerUid: number;
@@ -299,7 +303,7 @@ export class MemoryBackend implements Backend {
         i.alloc = 0;
         if (i.chunks !== null) for (const c of i.chunks.values()) this.pool.give(c);
         i.chunks = null;
-        if (i.xattrs !== null) for (const x of i.xattrs.values()) this.xattrUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
+        if (i.xattrs !== null) for (const x of i.xattrs.values()) this.metaUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
         i.xattrs = null;
         i.target = null;
       }
@@ -353,7 +357,7 @@ export class MemoryBackend implements Backend {
   private unlinkEnt(dir: Inode, ent: DirEnt): void {
     const child = this.dropEntry(dir, ent);
     if (child.dir !== null) child.nlink = 0;
-    else child.nlink--;
+    else { if (child.nlink > 1) this.metaUsed -= LINK_COST; child.nlink--; }
     now(child, false, false, true);
     now(dir, false, true, true);
     this.maybeFree(child);
@@ -362,7 +366,7 @@ export class MemoryBackend implements Backend {
   private growChunk(i: Inode, ci: number, old: Uint8Array | undefined, need: number): Uint8Array | null {
     const oldLen = old === undefined ? 0 : old.length;
     let len = ChunkPool.sizeFor(Math.max(need, oldLen * 2));
-    const used = this.used + this.xattrUsed;
+    const used = this.used + this.metaUsed;
     if (used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
     if (used + len - oldLen > this.capacity) return null;
     const c = this.pool.take(len);
@@ -780,9 +784,11 @@ export class MemoryBackend implements Backend {
     const key = this.newName(d, name);
     if (typeof key === 'number') return key;
     if (t.nlink === 0) return -ENOENT;
+    if (this.used + this.metaUsed + LINK_COST > this.capacity) return -ENOSPC;
     tick();
     this.addEntry(d, key, name.slice(), t);
     t.nlink++;
+    this.metaUsed += LINK_COST;
     now(t, false, false, true);
     now(d, false, true, true);
     return 0;
@@ -847,7 +853,7 @@ export class MemoryBackend implements Backend {
 
   statfs(node: Node): StatFs | number {
     if (this.ref(node) === null) return -EBADF;
-    const used = this.used + this.xattrUsed;
+    const used = this.used + this.metaUsed;
     const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, used) : this.capacity;
     const blocks = Math.floor(total / PAGE);
     const bfree = Math.max(0, Math.floor((total - used) / PAGE));
@@ -884,8 +890,8 @@ export class MemoryBackend implements Backend {
     if ((flags & XATTR_REPLACE) && !has) return -ENODATA;
     const old = has ? i.xattrs!.get(key)!.value.length : -(name.length + XATTR_OVERHEAD);
     const grow = value.length - old;
-    if (grow > 0 && this.used + this.xattrUsed + grow > this.capacity) return -ENOSPC;
-    this.xattrUsed += grow;
+    if (grow > 0 && this.used + this.metaUsed + grow > this.capacity) return -ENOSPC;
+    this.metaUsed += grow;
     (i.xattrs ??= new Map()).set(key, { name: name.slice(), value: value.slice() });
     tick();
     now(i, false, false, true);
@@ -899,7 +905,7 @@ export class MemoryBackend implements Backend {
     const x = i.xattrs === null ? undefined : i.xattrs.get(key);
     if (x === undefined) return -ENODATA;
     i.xattrs!.delete(key);
-    this.xattrUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
+    this.metaUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
     if (i.xattrs!.size === 0) i.xattrs = null;
     tick();
     now(i, false, false, true);
@@ -1235,6 +1241,7 @@ export class MemoryBackend implements Backend {
       last = node;
       const i = new Inode(node, r.u32('mode'), r.u32('uid'), r.u32('gid'));
       i.nlink = r.u32('nlink');
+      if (i.nlink > 1 && (i.mode & S_IFMT) !== S_IFDIR) b.metaUsed += (i.nlink - 1) * LINK_COST;
       i.rdev = r.u32('rdev');
       i.size = r.u53('size');
       i.atimeSec = r.f64('atime'); i.atimeNsec = r.f64('atime ns');
@@ -1263,7 +1270,7 @@ export class MemoryBackend implements Backend {
           const key = keyOf(name);
           if (name.length === 0 || i.xattrs.has(key)) bad(`node ${node}: bad or duplicate xattr name`);
           i.xattrs.set(key, { name, value });
-          b.xattrUsed += name.length + value.length + XATTR_OVERHEAD;
+          b.metaUsed += name.length + value.length + XATTR_OVERHEAD;
         }
       }
       const kind = r.u8('kind');

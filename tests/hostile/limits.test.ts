@@ -347,6 +347,26 @@ describe('memory backend capacity', () => {
   });
 });
 
+describe('memory backend hard links', () => {
+  test('links beyond a file\'s first name count against the capacity (ENOSPC), and come back when removed', async () => {
+    const m = mem({ capacityBytes: 256 << 10 });
+    const { sock } = await start(m);
+    const hostile = await attached(sock);
+    const good = await attached(sock);
+    await hostile.client.walk(0, 1, ['hello']);
+    let n = 0, e = 0;
+    while (e === 0) { e = await errno(hostile.client.link(0, 1, `l${n}`)); if (e === 0) n++; }
+    expect(e).toBe(ENOSPC);
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan((256 << 10) / 256);
+    expect(Number((await good.client.statfs(0)).bfree)).toBe(0);
+    await wellBehaved(good);
+    await hostile.client.unlinkat(0, 'l0');
+    await hostile.client.link(0, 1, 'again');
+    expect(await errno(hostile.client.link(0, 1, 'more'))).toBe(ENOSPC);
+  });
+});
+
 describe('the limits as `virtio9p serve` flags', () => {
   test('--max-connections, --memory-capacity, --memory-files, --max-open and --attach-timeout take effect', async () => {
     const dir = tempDir('lim-cli');
