@@ -46,8 +46,8 @@ export interface ServeOptions {
   /** ms a connection may stay silent with nothing in flight before it is closed;
    *  default 0 = never (kernel mounts stay idle for hours) */
   idleTimeout?: number;
-  /** ms one frame may take to arrive once its first byte did, and replies the client does
-   *  not read may stay unsent, before the connection is closed; default 30 000 */
+  /** ms one frame may take to arrive once its first byte did, and ms a client may take none
+   *  of its waiting replies, before the connection is closed; default 30 000 */
   frameTimeout?: number;
   /** per session: open files and directories (EMFILE beyond; default 1024) */
   maxOpenPerSession?: number;
@@ -358,11 +358,7 @@ export class P9Server {
       else if (type === P9_RVERSION) { c.attached = false; this.armAttach(c); }
       // straight from the reply buffer; it is released once the socket has taken the bytes
       const flushed = c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(c, rep, cap));
-      // replies the client does not read must be taken within frameTimeout
-      if (!flushed && !c.sendTimer && this.frameTimeout > 0) {
-        c.sendTimer = setTimeout(() => this.expire(c, `replies unread for ${this.frameTimeout} ms`), this.frameTimeout);
-        c.sendTimer.unref();
-      }
+      if (!flushed && !c.sendTimer) this.armSend(c);
     } else { this.arena.release(rep); c.inUse -= cap; this.armIdle(c); }
     if (this.starved.size) {
       const waiting = [...this.starved];
@@ -371,9 +367,20 @@ export class P9Server {
     }
   }
 
+  /** Replies wait in the socket: the client must take some within frameTimeout. */
+  private armSend(c: Conn): void {
+    this.clearTimer(c, 'sendTimer');
+    if (this.frameTimeout > 0 && !c.closed) {
+      c.sendTimer = setTimeout(() => this.expire(c, `replies unread for ${this.frameTimeout} ms`), this.frameTimeout);
+      c.sendTimer.unref();
+    }
+  }
+
   private releaseReply(c: Conn, rep: number, cap: number): void {
     this.arena.release(rep);
     c.inUse -= cap;
+    // the client took bytes: progress restarts its clock (a slow reader is not a dead one)
+    if (c.sendTimer) { if (c.socket.writableLength > 0) this.armSend(c); else this.clearTimer(c, 'sendTimer'); }
     this.armIdle(c);
     if (this.starved.size) {
       const waiting = [...this.starved];
