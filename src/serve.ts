@@ -35,8 +35,8 @@ export interface ServeOptions {
   /** bytes of buffer space shared by all connections (default 256 MiB) */
   bufferSize?: number;
   /** the most of it one connection may hold (requests received + replies not yet sent);
-   *  default max(bufferSize / maxConnections, 2 × (msize + 16 KiB)). A client that stops
-   *  reading its replies stops being read at this point, and the others keep their share. */
+   *  default bufferSize / maxConnections, and never below 2 × (msize + 16 KiB). A client that
+   *  stops reading its replies stops being read at this point, and the others keep their share. */
   connectionBuffer?: number;
   /** connections served at once (default 32, at most 63); more are closed at once */
   maxConnections?: number;
@@ -126,7 +126,8 @@ export class P9Server {
     this.attachTimeout = opts.attachTimeout ?? D.attachTimeout;
     this.idleTimeout = opts.idleTimeout ?? D.idleTimeout;
     this.frameTimeout = opts.frameTimeout ?? D.frameTimeout;
-    this.quota = opts.connectionBuffer ?? Math.max(Math.floor(device.guestSize / this.maxConns), 2 * (this.msize + SMALL_REPLY));
+    // never below one largest request plus one largest reply, or such a request would wait forever
+    this.quota = Math.max(opts.connectionBuffer ?? Math.floor(device.guestSize / this.maxConns), 2 * (this.msize + SMALL_REPLY));
     this.log = opts.log ?? (() => {});
     device.onLimit = (session, what) => this.log(what === 'open'
       ? `session ${session}: at its limit of open files (${opts.maxOpenPerSession ?? D.maxOpenPerSession}); further opens get EMFILE`

@@ -141,7 +141,7 @@ describe('connections', () => {
     big.writeFile('hello', 'hello world');
     big.writeFile('big', new Uint8Array(60000).fill(7));
     const quota = 256 << 10;
-    const { srv, sock, logs } = await start(big, { connectionBuffer: quota, bufferSize: 4 << 20, frameTimeout: 0 });
+    const { srv, sock, logs } = await start(big, { connectionBuffer: quota, bufferSize: 4 << 20, frameTimeout: 0, msize: 65536 + 4096 });
     const hostile: StreamConn[] = [];
     for (let h = 0; h < 9; h++) {
       const c = await attached(sock);
@@ -166,7 +166,7 @@ describe('connections', () => {
     await until(() => srv.connections === 1);
 
     // with a frame timeout, such a client is dropped
-    const s2 = await start(big, { connectionBuffer: quota, bufferSize: 4 << 20, frameTimeout: 300 });
+    const s2 = await start(big, { connectionBuffer: quota, bufferSize: 4 << 20, frameTimeout: 300, msize: 65536 + 4096 });
     const h2 = await attached(s2.sock);
     await h2.client.walk(0, 1, ['big']);
     await h2.client.lopen(1, 0);
