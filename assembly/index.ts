@@ -6,7 +6,7 @@ import { CORE_END, COUNTERS_BASE, MAX_SLOTS } from "./layout";
 import * as dev from "./device";
 import { putDirent } from "./p9/server";
 import { clearCounters } from "./counters";
-import { slotPtr, outPtr } from "./slots";
+import { slotPtr, outPtr, OFF_SESSION } from "./slots";
 import * as stream from "./stream";
 import * as transport from "./transport";
 
@@ -76,6 +76,11 @@ export function submit(id: i32, token: u32, req: u64, reqLen: u32, rep: u64, rep
 
 export function countersPtr(): usize { return COUNTERS_BASE; }
 export function maxSlots(): i32 { return MAX_SLOTS; }
+/** The session (0 = the virtqueue's, ≥ 1 a stream's) whose request occupies slot i, or -1. */
+export function slotSession(i: i32): i32 {
+  if (i < 0 || i >= MAX_SLOTS) return -1;
+  return <i32>load<u32>(slotPtr(i), OFF_SESSION);
+}
 /** The out-parameter area of slot i (for hosts that need to address it). */
 export function slotOut(i: i32): usize { return outPtr(slotPtr(i)); }
 

@@ -43,4 +43,6 @@ export class Arena {
   }
 
   get inUse(): number { return this.used.size; }
+  /** Bytes of the blocks in use. */
+  get bytesInUse(): number { let n = 0; for (const v of this.used.values()) n += v; return n; }
 }

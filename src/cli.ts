@@ -74,8 +74,56 @@ flags:
                        server that is gone is replaced
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
   --readonly           refuse every change (EROFS)
+
+limits (what one client can make the server hold; BYTES takes K, M or G):
+  --max-connections N      connections at once, more are closed (default 32; 1..63)
+  --attach-timeout SEC     close a connection without an attached fid after SEC (default 30; 0 = never)
+  --idle-timeout SEC       close a connection silent for SEC with nothing in flight (default 0 = never)
+  --frame-timeout SEC      close a connection whose request takes over SEC to arrive or whose
+                           replies stay unread for SEC (default 30; 0 = never)
+  --connection-buffer BYTES  request + unsent reply bytes per connection; beyond, it is not read
+                           (default 8M: 256M of buffers / max connections)
+  --max-open N             open files and directories per connection (EMFILE; default 1024)
+  --max-xattr-bytes BYTES  xattr buffers per connection (Txattrcreate ENOSPC; default 1M)
+  --memory-capacity BYTES  memory backend: file data, xattrs, hard links (ENOSPC; statfs; default 256M)
+  --memory-files N         memory backend: files, directories and links (ENOSPC; default 65536)
   -h, --help           show this help`,
 };
+
+/** A count, or a byte size with an optional K/M/G (×1024) suffix, within [min, max]. */
+function intFlag(f: Map<string, string>, name: string, min: number, max: number, bytes = false): number | undefined {
+  const v = f.get(name);
+  if (v === undefined) return undefined;
+  const m = (bytes ? /^(\d+)([KMG]?)$/i : /^(\d+)()$/).exec(v);
+  const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`bad --${name} '${v}' (want ${min}..${max}${bytes ? ', K/M/G allowed' : ''})`);
+  return n;
+}
+
+/** Seconds (decimals allowed, 0 = never) as milliseconds. */
+function secondsFlag(f: Map<string, string>, name: string): number | undefined {
+  const v = f.get(name);
+  if (v === undefined) return undefined;
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 86400 * 7)) throw new UsageError(`bad --${name} '${v}' (want seconds, 0..604800)`);
+  return Math.round(n * 1000);
+}
+
+function limitFlags(f: Map<string, string>) {
+  return {
+    serve: {
+      maxConnections: intFlag(f, 'max-connections', 1, 63),
+      attachTimeout: secondsFlag(f, 'attach-timeout'),
+      idleTimeout: secondsFlag(f, 'idle-timeout'),
+      frameTimeout: secondsFlag(f, 'frame-timeout'),
+      connectionBuffer: intFlag(f, 'connection-buffer', 64 << 10, 2 ** 40, true),
+      maxOpenPerSession: intFlag(f, 'max-open', 1, 1 << 30),
+      maxXattrBytesPerSession: intFlag(f, 'max-xattr-bytes', 0, 2 ** 40, true),
+    },
+    memoryCapacity: intFlag(f, 'memory-capacity', 4096, 2 ** 50, true),
+    memoryFiles: intFlag(f, 'memory-files', 1, 2 ** 31, false),
+  };
+}
 
 async function serve(f: Map<string, string>): Promise<number> {
   if (f.has('export') && f.has('0')) throw new UsageError('give the directory once: serve DIR or serve --export DIR');
@@ -120,18 +168,21 @@ async function serve(f: Map<string, string>): Promise<number> {
     if (access === 'any') throw new UsageError('--squash needs --access user');
     squash = { uid: Number(m[1]), gid: Number(m[2]) };
   }
+  const lim = limitFlags(f);
+  if ((f.has('memory-capacity') || f.has('memory-files')) && kind !== 'memory') throw new UsageError('--memory-capacity and --memory-files need --backend memory');
   let backend;
   try {
     backend = await makeBackend(kind, path.resolve(exp), {
       readonly: f.has('readonly'), helper, helperSocket: f.get('helper-socket'),
       securityModel: model, fmode, dmode, access, squash,
+      memoryCapacity: lim.memoryCapacity, memoryFiles: lim.memoryFiles,
     });
   } catch (e) {
     if ((e as { usage?: boolean }).usage || (e as Error).name === 'HelperNotRunnable') throw new UsageError((e as Error).message);
     throw e;
   }
   let server: P9Server;
-  try { server = await P9Server.start({ backend, listen, msize, log }); } catch (e) {
+  try { server = await P9Server.start({ backend, listen, msize, ...lim.serve, log }); } catch (e) {
     await Promise.resolve((backend as { destroy?: () => unknown }).destroy?.()).catch(() => {});
     throw (e as NodeJS.ErrnoException).syscall === 'listen' || (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? listenError(listen, e as NodeJS.ErrnoException) : e;
   }
@@ -164,7 +215,10 @@ async function main(argv: string[]): Promise<number> {
       return runHelper(rest);
     }
     case 'serve': {
-      const f = parseFlags(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket', 'security-model', 'fmode', 'dmode', 'access', 'squash'], 1);
+      const f = parseFlags(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket',
+        'security-model', 'fmode', 'dmode', 'access', 'squash',
+        'max-connections', 'attach-timeout', 'idle-timeout', 'frame-timeout', 'connection-buffer', 'max-open',
+        'max-xattr-bytes', 'memory-capacity', 'memory-files'], 1);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
     }

@@ -6,7 +6,7 @@
 import type { Backend, DirSink, SetAttr, Stat, Entry, Created, StatFs } from './backends/backend.js';
 import { compileCore, instantiateCore, type WasmSource } from './wasm/core.js';
 import { ABI_VERSION, C, PENDING, ST, STATUS, type CoreExports } from './wasm/abi.js';
-import { toErrno, P9Error, EBADF, EBUSY, EINVAL, ENOSPC, ERANGE } from './errno.js';
+import { toErrno, P9Error, EBADF, EBUSY, EINVAL, EMFILE, ENOMEM, ENOSPC, ERANGE } from './errno.js';
 import { LockTable, LOCK_BLOCKED } from './locks.js';
 
 const PAGE = 65536;
@@ -26,7 +26,9 @@ function backendId(b: object): number {
 interface SnapshotHeader {
   abi: number; coreEnd: number; guestSize: number; copyMode: boolean; tag: number[];
   pages: number; backendBytes: number; backendId: number | null;
-  nextXattr: number; xattrs: { h: number; node: number; name: number[]; flags: number; data: number[]; extent: number; write: boolean }[];
+  nextXattr: number; xattrs: { h: number; node: number; name: number[]; flags: number; data: number[]; extent: number; write: boolean; session?: number }[];
+  /** open backend handles and the session holding each */
+  fhs?: [number, number][];
   locks: ReturnType<LockTable['save']>;
 }
 const TWO32 = 4294967296;
@@ -72,7 +74,18 @@ export interface DeviceOptions {
   /** offer only these features (a mask of MOUNT_TAG, INDIRECT_DESC, EVENT_IDX, RING_PACKED;
    *  VERSION_1 is always offered): e.g. ~(1n << 34n) keeps drivers on the split ring */
   features?: bigint;
+  /** Open files and directories one session (the virtqueue's, or one stream connection) may
+   *  hold; one more open or create answers EMFILE. Default 1024. */
+  maxOpenPerSession?: number;
+  /** Bytes of xattr buffers one session may hold (Txattrcreate values being written,
+   *  Txattrwalk values being read): beyond it Txattrcreate answers ENOSPC and Txattrwalk
+   *  ENOMEM. Default 1 MiB. */
+  maxXattrBytesPerSession?: number;
 }
+
+/** Per-session bounds (DeviceOptions) and their defaults. */
+export const DEFAULT_MAX_OPEN = 1024;
+export const DEFAULT_MAX_XATTR_BYTES = 1 << 20;
 
 export interface Counters {
   requests: Record<number, number>;
@@ -89,7 +102,7 @@ export interface Counters {
   stalls: number;
 }
 
-interface XattrBuf { node: number; name: Uint8Array; flags: number; data: Uint8Array; extent: number; write: boolean }
+interface XattrBuf { node: number; name: Uint8Array; flags: number; data: Uint8Array; extent: number; write: boolean; session: number }
 
 export class Virtio9pDevice {
   readonly backend: Backend;
@@ -104,6 +117,18 @@ export class Virtio9pDevice {
   private listeners: ((kind: number) => void)[] = [];
   private xattrs = new Map<number, XattrBuf>();
   private nextXattr = 1;
+  /** per session (index = session id): open backend handles, including opens in flight */
+  private openCount: number[] = [];
+  /** per session: bytes of xattr buffers held */
+  private xattrBytes: number[] = [];
+  /** open backend handle → the session holding it */
+  private fhSession = new Map<number, number>();
+  private readonly maxOpen: number;
+  private readonly maxXattrBytes: number;
+  /** called once when a session reaches a bound (again only after it fell to half of it) */
+  onLimit: ((session: number, what: 'open' | 'xattr') => void) | null = null;
+  /** per session: 1 = at the open-files bound, 2 = at the xattr-bytes bound (logged once) */
+  private atLimit: number[] = [];
   private locks = new LockTable();
   private replies = new Map<number, (len: number) => void>();
   private nextToken = 1;
@@ -128,6 +153,10 @@ export class Virtio9pDevice {
     this.vmmRam = g === undefined ? null : typeof g === 'function' ? g : () => g;
     this.copyMode = this.vmmRam !== null;
     this.onGuestWrite = opts.onGuestWrite ?? null;
+    this.maxOpen = opts.maxOpenPerSession ?? DEFAULT_MAX_OPEN;
+    this.maxXattrBytes = opts.maxXattrBytesPerSession ?? DEFAULT_MAX_XATTR_BYTES;
+    if (!Number.isInteger(this.maxOpen) || this.maxOpen < 1) throw new RangeError('virtio9p: maxOpenPerSession must be a positive integer');
+    if (!Number.isInteger(this.maxXattrBytes) || this.maxXattrBytes < 0) throw new RangeError('virtio9p: maxXattrBytesPerSession must be an integer ≥ 0');
     if (opts.onInterrupt) this.listeners.push(opts.onInterrupt);
     this.u8.set(this.tag, ex.tagPtr());
     ex.setTagLen(this.tag.length);
@@ -271,7 +300,8 @@ export class Virtio9pDevice {
       pages: pages.length, backendBytes: backendState ? backendState.length : 0,
       backendId: backendState ? null : backendId(this.backend),
       nextXattr: this.nextXattr,
-      xattrs: [...this.xattrs].map(([h, x]) => ({ h, node: x.node, name: [...x.name], flags: x.flags, data: [...x.data], extent: x.extent, write: x.write })),
+      xattrs: [...this.xattrs].map(([h, x]) => ({ h, node: x.node, name: [...x.name], flags: x.flags, data: [...x.data], extent: x.extent, write: x.write, session: x.session })),
+      fhs: [...this.fhSession],
       locks: this.locks.save(),
     };
     const json = new TextEncoder().encode(JSON.stringify(header));
@@ -326,7 +356,9 @@ export class Virtio9pDevice {
     }
     if (dev.ex.loadState() !== 1) throw new Error('virtio9p: cannot restore this snapshot: no device state in it');
     dev.nextXattr = header.nextXattr;
-    dev.xattrs = new Map(header.xattrs.map((x) => [x.h, { node: x.node, name: Uint8Array.from(x.name), flags: x.flags, data: Uint8Array.from(x.data), extent: x.extent, write: x.write }]));
+    dev.xattrs = new Map(header.xattrs.map((x) => [x.h, { node: x.node, name: Uint8Array.from(x.name), flags: x.flags, data: Uint8Array.from(x.data), extent: x.extent, write: x.write, session: x.session ?? 0 }]));
+    for (const x of dev.xattrs.values()) dev.xattrBytes[x.session] = (dev.xattrBytes[x.session] ?? 0) + x.data.length;
+    for (const [fh, s] of header.fhs ?? []) { dev.fhSession.set(fh, s); dev.openCount[s] = (dev.openCount[s] ?? 0) + 1; }
     dev.locks.load(header.locks);
     return dev;
   }
@@ -423,23 +455,70 @@ export class Virtio9pDevice {
    * returns 0 or an errno), -errno and throws become errnos, and a Promise answers PENDING and
    * completes the slot when it settles. slot -1 = nobody waits (fire and forget).
    */
-  private call<T>(slot: number, fn: () => T | number | Promise<T | number>, ok: (v: T) => number, undo?: (v: T) => void): number {
+  private call<T>(slot: number, fn: () => T | number | Promise<T | number>, ok: (v: T) => number, undo?: (v: T) => void, fail?: () => void): number {
     let r: T | number | Promise<T | number>;
-    try { r = fn(); } catch (e) { return toErrno(e); }
+    try { r = fn(); } catch (e) { fail?.(); return toErrno(e); }
     if (r instanceof Promise) {
       r.then(
         (v) => {
           let e: number;
           try { e = typeof v === 'number' && v < 0 ? -v : ok(v as T); } catch (x) { e = toErrno(x); }
+          if (e !== 0) fail?.();
           if (slot >= 0) this.completeSlot(slot, e);
           else if (e === 0 && undo) undo(v as T);
         },
-        (x) => { if (slot >= 0) this.completeSlot(slot, toErrno(x)); },
+        (x) => { fail?.(); if (slot >= 0) this.completeSlot(slot, toErrno(x)); },
       );
       return slot >= 0 ? PENDING : 0;
     }
-    if (typeof r === 'number' && r < 0) return -r;
-    try { return ok(r as T); } catch (x) { return toErrno(x); }
+    let e: number;
+    if (typeof r === 'number' && r < 0) e = -r;
+    else try { e = ok(r as T); } catch (x) { e = toErrno(x); }
+    if (e !== 0) fail?.();
+    return e;
+  }
+
+  // ── per-session bounds ──
+
+  private sessionOf(slot: number): number { return slot >= 0 ? this.ex.slotSession(slot) : 0; }
+
+  private limitReached(session: number, what: 'open' | 'xattr'): void {
+    const bit = what === 'open' ? 1 : 2, had = this.atLimit[session] ?? 0;
+    if (had & bit) return;
+    this.atLimit[session] = had | bit;
+    this.onLimit?.(session, what);
+  }
+
+  /** Reserve one open handle for `session` (false: it holds maxOpenPerSession already). */
+  private takeOpen(session: number): boolean {
+    const n = this.openCount[session] ?? 0;
+    if (n >= this.maxOpen) { this.limitReached(session, 'open'); return false; }
+    this.openCount[session] = n + 1;
+    return true;
+  }
+  private giveOpen(session: number): void {
+    const n = (this.openCount[session] ?? 1) - 1;
+    this.openCount[session] = n;
+    // the episode ends once the session is well below the bound (not at every close)
+    if (n <= this.maxOpen >> 1 && this.atLimit[session]) this.atLimit[session] &= ~1;
+  }
+
+  /** Reserve xattr buffer bytes for `session` (false: over maxXattrBytesPerSession). */
+  private takeXattr(session: number, bytes: number): boolean {
+    const n = this.xattrBytes[session] ?? 0;
+    if (n + bytes > this.maxXattrBytes) { this.limitReached(session, 'xattr'); return false; }
+    this.xattrBytes[session] = n + bytes;
+    return true;
+  }
+  private giveXattr(session: number, bytes: number): void {
+    const n = (this.xattrBytes[session] ?? bytes) - bytes;
+    this.xattrBytes[session] = n;
+    if (n <= this.maxXattrBytes / 2 && this.atLimit[session]) this.atLimit[session] &= ~2;
+  }
+
+  /** What one session holds: open handles and xattr buffer bytes. */
+  sessionUsage(session: number): { open: number; xattrBytes: number } {
+    return { open: this.openCount[session] ?? 0, xattrBytes: this.xattrBytes[session] ?? 0 };
   }
 
   private completeSlot(slot: number, e: number): void {
@@ -472,11 +551,19 @@ export class Virtio9pDevice {
       getattr: (slot: number, node: number, out: number) =>
         d().call(slot, () => d().backend.getattr(node), (st: Stat) => (d().putStat(out, st, node), 0)),
       setattr: (slot: number, node: number, p: number) => d().call(slot, () => d().backend.setattr(node, d().readSetattr(p)), () => 0),
-      open: (slot: number, node: number, flags: number, outFh: number) =>
-        d().call(slot, () => d().backend.open(node, flags >>> 0), (fh: number) => (d().dv.setUint32(outFh, fh, true), 0)),
-      create: (slot: number, dir: number, n: number, nl: number, flags: number, mode: number, uid: number, gid: number, out: number) =>
-        d().call(slot, () => d().backend.create(dir, d().bytes(n, nl), flags >>> 0, mode, uid >>> 0, gid >>> 0),
-          (c: Created) => { d().putStat(out, c, c.node); d().dv.setUint32(out + ST.FH, c.fh, true); return 0; }),
+      open: (slot: number, node: number, flags: number, outFh: number) => {
+        const dev = d(), s = dev.sessionOf(slot);
+        if (!dev.takeOpen(s)) return EMFILE;
+        return dev.call(slot, () => dev.backend.open(node, flags >>> 0),
+          (fh: number) => { dev.dv.setUint32(outFh, fh, true); dev.fhSession.set(fh, s); return 0; }, undefined, () => dev.giveOpen(s));
+      },
+      create: (slot: number, dir: number, n: number, nl: number, flags: number, mode: number, uid: number, gid: number, out: number) => {
+        const dev = d(), s = dev.sessionOf(slot);
+        if (!dev.takeOpen(s)) return EMFILE;
+        return dev.call(slot, () => dev.backend.create(dir, dev.bytes(n, nl), flags >>> 0, mode, uid >>> 0, gid >>> 0),
+          (c: Created) => { dev.putStat(out, c, c.node); dev.dv.setUint32(out + ST.FH, c.fh, true); dev.fhSession.set(c.fh, s); return 0; },
+          undefined, () => dev.giveOpen(s));
+      },
       read: (slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number) => d().read(slot, fh, off, iov, cnt, outCount),
       write: (slot: number, fh: number, off: number, iov: number, cnt: number, outCount: number) => d().write(slot, fh, off, iov, cnt, outCount),
       readdir: (slot: number, fh: number, cookie: number, nameBuf: number) => d().readdir(slot, fh, cookie, nameBuf),
@@ -487,8 +574,12 @@ export class Virtio9pDevice {
         }),
       mkdir: (slot: number, dir: number, n: number, nl: number, mode: number, uid: number, gid: number, out: number) =>
         d().call(slot, () => d().backend.mkdir(dir, d().bytes(n, nl), mode, uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
-      symlink: (slot: number, dir: number, n: number, nl: number, t: number, tl: number, uid: number, gid: number, out: number) =>
-        d().call(slot, () => d().backend.symlink(dir, d().bytes(n, nl), d().bytes(t, tl), uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
+      symlink: (slot: number, dir: number, n: number, nl: number, t: number, tl: number, uid: number, gid: number, out: number) => {
+        // a target is a C string on every host: a NUL inside it would cut it (EINVAL for all backends)
+        const target = d().bytes(t, tl);
+        if (target.indexOf(0) >= 0) return EINVAL;
+        return d().call(slot, () => d().backend.symlink(dir, d().bytes(n, nl), target, uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0));
+      },
       mknod: (slot: number, dir: number, n: number, nl: number, mode: number, major: number, minor: number, uid: number, gid: number, out: number) =>
         d().call(slot, () => d().backend.mknod(dir, d().bytes(n, nl), mode >>> 0, major >>> 0, minor >>> 0, uid >>> 0, gid >>> 0), (st: Stat) => (d().putStat(out, st, 0), 0)),
       link: (slot: number, dir: number, n: number, nl: number, target: number) =>
@@ -506,8 +597,10 @@ export class Virtio9pDevice {
         d().call(slot, () => d().backend.statfs(node), (s: StatFs) => (d().putStatfs(out, s), 0)),
       xattrwalk: (slot: number, node: number, n: number, nl: number, outFh: number) => d().xattrwalk(slot, node, n, nl, outFh),
       xattrcreate: (slot: number, node: number, n: number, nl: number, size: number, flags: number, outFh: number) => {
+        const s = d().sessionOf(slot);
+        if (!d().takeXattr(s, size)) return ENOSPC;
         const h = XATTR_FH | d().nextXattr++;
-        d().xattrs.set(h, { node, name: d().bytes(n, nl).slice(), flags, data: new Uint8Array(size), extent: 0, write: true });
+        d().xattrs.set(h, { node, name: d().bytes(n, nl).slice(), flags, data: new Uint8Array(size), extent: 0, write: true, session: s });
         d().dv.setUint32(outFh, h, true);
         return 0;
       },
@@ -606,9 +699,11 @@ export class Virtio9pDevice {
 
   private xattrwalk(slot: number, node: number, n: number, nl: number, outFh: number): number {
     const name = this.bytes(n, nl);
+    const s = this.sessionOf(slot);
     const done = (data: Uint8Array) => {
+      if (!this.takeXattr(s, data.length)) return ENOMEM;
       const h = XATTR_FH | this.nextXattr++;
-      this.xattrs.set(h, { node, name: new Uint8Array(0), flags: 0, data, extent: data.length, write: false });
+      this.xattrs.set(h, { node, name: new Uint8Array(0), flags: 0, data, extent: data.length, write: false, session: s });
       this.dv.setUint32(outFh, h, true);
       this.putU64(outFh + 8, data.length);
       return 0;
@@ -646,11 +741,14 @@ export class Virtio9pDevice {
       const x = this.xattrs.get(fh);
       if (!x) return EBADF;
       this.xattrs.delete(fh);
+      this.giveXattr(x.session, x.data.length);
       if (!x.write) return 0;
       if (x.data.length === 0) return this.call(slot, () => this.backend.removexattr(x.node, x.name), () => 0);
       if (x.extent !== x.data.length) return EINVAL;
       return this.call(slot, () => this.backend.setxattr(x.node, x.name, x.data, x.flags), () => 0);
     }
+    const s = this.fhSession.get(fh);
+    if (s !== undefined) { this.fhSession.delete(fh); this.giveOpen(s); }
     return this.call(slot, () => this.backend.close(fh), () => 0);
   }
 }

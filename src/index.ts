@@ -14,6 +14,7 @@ export {
   withSecurityModel, MappedBackend, MappedXattrBackend, MappedFileBackend, SECURITY_MODELS, DEFAULT_SECURITY_MODEL,
   type SecurityModel, type SecurityOptions, type Mapped, type Where,
 } from './backends/security.js';
+export { AnameBackend } from './backends/aname.js';
 export type { Backend, Stat, Entry, Created, StatFs, SetAttr, DirSink, Node, Fh } from './backends/backend.js';
 export { P9Error, toErrno } from './errno.js';
 export * as errno from './errno.js';

@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import fs from 'node:fs';
-import { Virtio9pDevice } from './device.js';
+import { Virtio9pDevice, DEFAULT_MAX_OPEN, DEFAULT_MAX_XATTR_BYTES } from './device.js';
 import type { Backend } from './backends/backend.js';
 import { Arena } from './arena.js';
 import { EAGAIN } from './errno.js';
@@ -23,13 +23,36 @@ export interface ServeOptions {
   /** bytes of buffer space shared by all connections (default 256 MiB) */
   bufferSize?: number;
   /** the most of it one connection may hold (requests received + replies not yet sent);
-   *  default max(bufferSize / 8, 4 × (msize + 16 KiB)). A client that stops reading its
-   *  replies stops being read at this point, and the others keep their share. */
+   *  default bufferSize / maxConnections, and never below 2 × (msize + 16 KiB). A client that
+   *  stops reading its replies stops being read at this point, and the others keep their share. */
   connectionBuffer?: number;
+  /** connections served at once (default 32, at most 63); more are closed at once */
+  maxConnections?: number;
+  /** ms a connection may go without an attached fid (from its connect or its last Tversion)
+   *  before it is closed; default 30 000, 0 = never */
+  attachTimeout?: number;
+  /** ms a connection may stay silent with nothing in flight before it is closed;
+   *  default 0 = never (kernel mounts stay idle for hours) */
+  idleTimeout?: number;
+  /** ms one frame may take to arrive once its first byte did, and ms a client may take none
+   *  of its waiting replies, before the connection is closed; default 30 000 */
+  frameTimeout?: number;
+  /** per session: open files and directories (EMFILE beyond; default 1024) */
+  maxOpenPerSession?: number;
+  /** per session: bytes of xattr buffers (ENOSPC at Txattrcreate beyond; default 1 MiB) */
+  maxXattrBytesPerSession?: number;
   log?: (line: string) => void;
 }
 
-const P9_TVERSION = 100, P9_TREAD = 116, P9_TREADDIR = 40;
+/** Defaults of the server's bounds (README "Limits"). */
+export const SERVE_DEFAULTS = {
+  maxConnections: 32, attachTimeout: 30_000, idleTimeout: 0, frameTimeout: 30_000,
+  maxOpenPerSession: DEFAULT_MAX_OPEN, maxXattrBytesPerSession: DEFAULT_MAX_XATTR_BYTES,
+} as const;
+/** The core's stream sessions (64 minus the virtqueue's). */
+const MAX_STREAM_SESSIONS = 63;
+
+const P9_TVERSION = 100, P9_TREAD = 116, P9_TREADDIR = 40, P9_RVERSION = 101, P9_RATTACH = 105;
 const SMALL_REPLY = 16384;
 
 /** A request being received or waiting to be submitted: its bytes go straight into the
@@ -51,6 +74,16 @@ interface Conn {
   /** buffer bytes this connection holds (its quota is connectionBuffer) */
   inUse: number;
   closed: boolean;
+  /** a Tattach succeeded since the connection opened or last sent Tversion */
+  attached: boolean;
+  /** closes the connection when it goes without an attach for attachTimeout */
+  attachTimer: NodeJS.Timeout | null;
+  /** closes the connection when it stays silent for idleTimeout with nothing in flight */
+  idleTimer: NodeJS.Timeout | null;
+  /** running while a frame is half received (frameTimeout) */
+  frameTimer: NodeJS.Timeout | null;
+  /** running while replies wait for the client to read them (frameTimeout) */
+  sendTimer: NodeJS.Timeout | null;
 }
 
 export class P9Server {
@@ -60,6 +93,12 @@ export class P9Server {
   private arena: Arena;
   private msize: number;
   private quota: number;
+  private maxConns: number;
+  private attachTimeout: number;
+  private idleTimeout: number;
+  private frameTimeout: number;
+  /** connections refused in the current episode of being full (logged once per episode) */
+  private refused = 0;
   private log: (line: string) => void;
   /** connections waiting for slots or buffers, retried after any reply */
   private starved = new Set<Conn>();
@@ -70,13 +109,26 @@ export class P9Server {
     this.device = device;
     this.arena = new Arena(0, device.guestSize);
     this.msize = opts.msize ?? (1 << 20) + 4096;
-    this.quota = opts.connectionBuffer ?? Math.max(Math.floor(device.guestSize / 8), 4 * (this.msize + SMALL_REPLY));
+    const D = SERVE_DEFAULTS;
+    this.maxConns = opts.maxConnections ?? D.maxConnections;
+    this.attachTimeout = opts.attachTimeout ?? D.attachTimeout;
+    this.idleTimeout = opts.idleTimeout ?? D.idleTimeout;
+    this.frameTimeout = opts.frameTimeout ?? D.frameTimeout;
+    // never below one largest request plus one largest reply, or such a request would wait forever
+    this.quota = Math.max(opts.connectionBuffer ?? Math.floor(device.guestSize / this.maxConns), 2 * (this.msize + SMALL_REPLY));
     this.log = opts.log ?? (() => {});
+    device.onLimit = (session, what) => this.log(what === 'open'
+      ? `session ${session}: at its limit of open files (${opts.maxOpenPerSession ?? D.maxOpenPerSession}); further opens get EMFILE`
+      : `session ${session}: at its limit of xattr buffer bytes (${opts.maxXattrBytesPerSession ?? D.maxXattrBytesPerSession}); further xattr buffers get ENOSPC/ENOMEM`);
     this.server = net.createServer({ noDelay: true } as net.ServerOpts, (s) => this.accept(s));
   }
 
   static async start(opts: ServeOptions): Promise<P9Server> {
-    const device = await Virtio9pDevice.create({ backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20 });
+    checkServeOptions(opts);
+    const device = await Virtio9pDevice.create({
+      backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20,
+      maxOpenPerSession: opts.maxOpenPerSession, maxXattrBytesPerSession: opts.maxXattrBytesPerSession,
+    });
     const srv = new P9Server(device, opts);
     await srv.listen();
     return srv;
@@ -106,25 +158,73 @@ export class P9Server {
   get connections(): number { return this.conns.size; }
   /** request and reply buffers in use (0 when idle) */
   get buffersInUse(): number { return this.arena.inUse; }
+  /** bytes of request and reply buffers in use */
+  get bufferBytesInUse(): number { return this.arena.bytesInUse; }
 
   private accept(socket: net.Socket): void {
     if (socket.setNoDelay) socket.setNoDelay(true);
-    let session: number;
-    try { session = this.device.openSession(); } catch (e) {
-      this.log(`refusing a connection: ${(e as Error).message}`);
+    let session = -1;
+    let why = `${this.conns.size} connections open (the limit)`;
+    if (this.conns.size < this.maxConns) {
+      try { session = this.device.openSession(); } catch (e) { why = (e as Error).message; }
+    }
+    if (session < 0) {
+      // one log line per episode of being full, not one per refused connection
+      if (this.refused++ === 0) this.log(`refusing connections: ${why}`);
       socket.destroy();
       return;
     }
-    const c: Conn = { socket, session, head: Buffer.alloc(0), cur: null, backlog: [], stalled: null, inflight: 0, inUse: 0, closed: false };
+    if (this.refused) {
+      this.log(`accepting connections again (${this.refused} refused meanwhile)`);
+      this.refused = 0;
+    }
+    const c: Conn = {
+      socket, session, head: Buffer.alloc(0), cur: null, backlog: [], stalled: null, inflight: 0, inUse: 0, closed: false,
+      attached: false, attachTimer: null, idleTimer: null, frameTimer: null, sendTimer: null,
+    };
     this.conns.add(c);
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     socket.on('error', () => this.drop(c));
     socket.on('close', () => this.drop(c));
+    socket.on('drain', () => this.clearTimer(c, 'sendTimer'));
+    this.armAttach(c);
+    this.armIdle(c);
+  }
+
+  // ── timeouts: each closes the connection with one log line ──
+
+  private clearTimer(c: Conn, k: 'attachTimer' | 'idleTimer' | 'frameTimer' | 'sendTimer'): void {
+    const t = c[k];
+    if (t) { clearTimeout(t); c[k] = null; }
+  }
+
+  private expire(c: Conn, why: string): void {
+    if (c.closed) return;
+    this.log(`session ${c.session}: ${why}, closing`);
+    this.drop(c);
+  }
+
+  private armAttach(c: Conn): void {
+    this.clearTimer(c, 'attachTimer');
+    if (this.attachTimeout > 0 && !c.attached && !c.closed) {
+      c.attachTimer = setTimeout(() => this.expire(c, `no attach within ${this.attachTimeout} ms`), this.attachTimeout);
+      c.attachTimer.unref();
+    }
+  }
+
+  /** (Re)start the idle clock: only while nothing is in flight, received or waiting to be sent. */
+  private armIdle(c: Conn): void {
+    this.clearTimer(c, 'idleTimer');
+    if (this.idleTimeout > 0 && !c.closed && c.inflight === 0 && c.inUse === 0 && !c.cur && c.head.length === 0) {
+      c.idleTimer = setTimeout(() => this.expire(c, `idle for ${this.idleTimeout} ms`), this.idleTimeout);
+      c.idleTimer.unref();
+    }
   }
 
   private drop(c: Conn): void {
     if (c.closed) return;
     c.closed = true;
+    for (const k of ['attachTimer', 'idleTimer', 'frameTimer', 'sendTimer'] as const) this.clearTimer(c, k);
     this.conns.delete(c);
     this.starved.delete(c);
     if (c.cur) this.arena.release(c.cur.req);
@@ -138,6 +238,7 @@ export class P9Server {
   }
 
   private onData(c: Conn, chunk: Buffer): void {
+    this.clearTimer(c, 'idleTimer');
     let off = 0;
     const ram = this.device.ram;
     while (off < chunk.length && !c.closed) {
@@ -167,6 +268,8 @@ export class P9Server {
           c.stalled = rest;
           c.socket.pause();
           this.starved.add(c);
+          // waiting for our buffers is not the client's slowness
+          this.clearTimer(c, 'frameTimer');
           return;
         }
         ram[req] = size & 0xff; ram[req + 1] = (size >>> 8) & 0xff; ram[req + 2] = (size >>> 16) & 0xff; ram[req + 3] = size >>> 24;
@@ -180,6 +283,14 @@ export class P9Server {
       off += n;
       if (f.filled === f.size) { c.backlog.push(f); c.cur = null; }
     }
+    if (c.closed) return;
+    // A frame started and not finished: it must finish within frameTimeout (slowloris).
+    if ((c.cur || c.head.length) && !c.stalled) {
+      if (!c.frameTimer && this.frameTimeout > 0) {
+        c.frameTimer = setTimeout(() => this.expire(c, `a request frame took over ${this.frameTimeout} ms to arrive`), this.frameTimeout);
+        c.frameTimer.unref();
+      }
+    } else this.clearTimer(c, 'frameTimer');
     this.pump(c);
   }
 
@@ -231,9 +342,13 @@ export class P9Server {
     this.arena.release(f.req);
     c.inUse -= f.size;
     if (len > 0 && !c.closed) {
+      const type = this.device.ram[rep + 4];
+      if (type === P9_RATTACH && !c.attached) { c.attached = true; this.clearTimer(c, 'attachTimer'); }
+      else if (type === P9_RVERSION) { c.attached = false; this.armAttach(c); }
       // straight from the reply buffer; it is released once the socket has taken the bytes
-      c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(c, rep, cap));
-    } else { this.arena.release(rep); c.inUse -= cap; }
+      const flushed = c.socket.write(this.device.ram.subarray(rep, rep + len), () => this.releaseReply(c, rep, cap));
+      if (!flushed && !c.sendTimer) this.armSend(c);
+    } else { this.arena.release(rep); c.inUse -= cap; this.armIdle(c); }
     if (this.starved.size) {
       const waiting = [...this.starved];
       this.starved.clear();
@@ -241,9 +356,21 @@ export class P9Server {
     }
   }
 
+  /** Replies wait in the socket: the client must take some within frameTimeout. */
+  private armSend(c: Conn): void {
+    this.clearTimer(c, 'sendTimer');
+    if (this.frameTimeout > 0 && !c.closed) {
+      c.sendTimer = setTimeout(() => this.expire(c, `replies unread for ${this.frameTimeout} ms`), this.frameTimeout);
+      c.sendTimer.unref();
+    }
+  }
+
   private releaseReply(c: Conn, rep: number, cap: number): void {
     this.arena.release(rep);
     c.inUse -= cap;
+    // the client took bytes: progress restarts its clock (a slow reader is not a dead one)
+    if (c.sendTimer) { if (c.socket.writableLength > 0) this.armSend(c); else this.clearTimer(c, 'sendTimer'); }
+    this.armIdle(c);
     if (this.starved.size) {
       const waiting = [...this.starved];
       this.starved.clear();
@@ -257,4 +384,18 @@ export class P9Server {
     await new Promise<void>((r) => this.server.close(() => r()));
     if (this.opts.listen.kind === 'unix') fs.rmSync(this.opts.listen.path, { force: true });
   }
+}
+
+/** Validate ServeOptions' bounds once, at the boundary (RangeError with the option's name). */
+export function checkServeOptions(o: ServeOptions): void {
+  const int = (name: keyof ServeOptions, min: number, max: number) => {
+    const v = o[name];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) {
+      throw new RangeError(`virtio9p: ${name} must be an integer in ${min}..${max}`);
+    }
+  };
+  int('maxConnections', 1, MAX_STREAM_SESSIONS);
+  for (const k of ['attachTimeout', 'idleTimeout', 'frameTimeout'] as const) int(k, 0, 2 ** 31 - 1);
+  int('maxOpenPerSession', 1, 2 ** 30);
+  int('maxXattrBytesPerSession', 0, 2 ** 40);
 }

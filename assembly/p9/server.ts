@@ -10,6 +10,7 @@ import {
   OFF_READLEN, OFF_WRITELEN, OFF_SIZE, OFF_FLUSHHEAD, OFF_FLUSHNEXT, OFF_FLUSHTARGET,
   OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, OFF_NDESC, slotPtr,
 } from "../slots";
+import { OFF_EPOCH } from "../slots";
 import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS, REPLY_BASE } from "../layout";
 import { gather, scatter, slice, iovAt, syncOutWritable } from "../iov";
 import { pushUsed } from "../virtq/split";
@@ -44,6 +45,8 @@ export const MIN_MSIZE: u32 = 4096;
 const NOFID: u32 = 0xFFFFFFFF;
 const IOHDRSZ: u32 = 11;
 const XATTR_SIZE_MAX: u64 = 65536;
+/** session header: bumped by every reset of the session (clunkAll) */
+const SESS_EPOCH: usize = 12;
 const SAFE_INT: u64 = 1 << 53;
 const P9_GETATTR_BASIC: u64 = 0x7FF;
 const AT_REMOVEDIR: u32 = 0x200;
@@ -91,6 +94,7 @@ export function startRequest(s: usize): bool {
   if (fmt.length == 0) { replyError(s, E.EOPNOTSUPP); return true; }
   let sess = sessionPtr(load<u32>(s, OFF_SESSION));
   let msize = load<u32>(sess);
+  store<u32>(s, load<u32>(sess, SESS_EPOCH), OFF_EPOCH);
   // The declared size must be what the driver made readable, and within msize.
   if (size != readLen || size < 7) { malformed(s); return true; }
   if (size > msize && type != P9_TVERSION) { bump(C_MALFORMED_MESSAGES); replyError(s, E.EMSGSIZE); return true; }
@@ -153,6 +157,9 @@ function run(s: usize, stage: u32, r: i32): void {
 }
 @inline function slotId(s: usize): i32 { return slotIndex(s); }
 @inline function sess(s: usize): usize { return sessionPtr(load<u32>(s, OFF_SESSION)); }
+/** The session was reset (Tversion, device reset, disconnect) since this request started:
+ *  what it obtained must not become a fid of the new session. */
+@inline function stale(s: usize): bool { return load<u32>(s, OFF_EPOCH) != load<u32>(sess(s), SESS_EPOCH); }
 @inline function out(s: usize): usize { return outPtr(s); }
 @inline function tagOf(s: usize): u16 { return <u16>load<u32>(s, OFF_TAG); }
 @inline function msizeOf(s: usize): u32 { return load<u32>(sess(s)); }
@@ -300,6 +307,7 @@ function releaseFid(e: usize): void {
 /** Clunk every fid of a session (Tversion, reset). */
 export function clunkAll(session: u32): void {
   let se = sessionPtr(session);
+  store<u32>(se, load<u32>(se, SESS_EPOCH) + 1, SESS_EPOCH);
   for (let i: u32 = 0; i < <u32>MAX_FIDS; i++) {
     let e = fidAt(se, i);
     if (e != 0) releaseFid(e);
@@ -357,9 +365,10 @@ function hAttach(s: usize, stage: u32, r: i32): void {
     if (r == PENDING) { park(s, 1); return; }
   }
   if (r != 0) { replyError(s, r); return; }
-  let e = fidFind(sess(s), field32(s, 0));
-  if (e == 0) e = fidInsert(sess(s), field32(s, 0));
-  else releaseFid(e);
+  if (stale(s)) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, E.ECANCELED); return; }
+  // The fid was taken while the backend worked (pipelined Tattach on one fid): in use, as above.
+  if (fidFind(sess(s), field32(s, 0)) != 0) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, E.EINVAL); return; }
+  let e = fidInsert(sess(s), field32(s, 0));
   if (e == 0) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, E.ENFILE); return; }
   setFidObject(e, out(s));
   store<u32>(e, field32(s, 4), FE_UID);
@@ -454,13 +463,15 @@ function hWalk(s: usize, stage: u32, r: i32): void {
   let fid = field32(s, 0);
   let newfid = field32(s, 1);
   let se = sess(s);
+  if (stale(s)) { bForget(load<u32>(o, ST_NODE)); replyError(s, E.ECANCELED); return; }
   let e: usize;
   if (newfid == fid) {
     e = fidFind(se, fid);
     if (e != 0) { let old = load<u32>(e, FE_NODE); if (old != 0) bForget(old); }
   } else {
-    e = fidFind(se, newfid);
-    if (e != 0) releaseFid(e); else e = fidInsert(se, newfid);
+    // newfid taken while the walk ran (pipelined walks to one newfid): in use, as at the start
+    if (fidFind(se, newfid) != 0) { bForget(load<u32>(o, ST_NODE)); replyError(s, E.EBADF); return; }
+    e = fidInsert(se, newfid);
   }
   if (e == 0) { bForget(load<u32>(o, ST_NODE)); replyError(s, E.ENFILE); return; }
   setFidObject(e, o);
@@ -562,6 +573,7 @@ function hLopen(s: usize, stage: u32, r: i32): void {
   }
   let fh = load<u32>(out(s), OUT_FH);
   if (r != 0) { replyError(s, r); return; }
+  if (stale(s)) { bClose(-1, fh); replyError(s, E.ECANCELED); return; }
   let e = fidFind(sess(s), field32(s, 0));
   if (e == 0 || (load<u32>(e, FE_FLAGS) & FID_OPEN) != 0) { bClose(-1, fh); replyError(s, E.EBADF); return; }
   store<u32>(e, fh, FE_FH);
@@ -590,7 +602,7 @@ function hLcreate(s: usize, stage: u32, r: i32): void {
   }
   if (r != 0) { replyError(s, r); return; }
   // The fid becomes the new, open file.
-  let e = fidFind(sess(s), field32(s, 0));
+  let e: usize = stale(s) ? 0 : fidFind(sess(s), field32(s, 0));
   if (e == 0) { bClose(-1, load<u32>(o, OUT_FH)); bForget(load<u32>(o, ST_NODE)); replyError(s, E.EBADF); return; }
   let old = load<u32>(e, FE_NODE);
   if (old != 0) bForget(old);
@@ -904,7 +916,9 @@ function hXattrwalk(s: usize, stage: u32, r: i32): void {
   if (r != 0) { replyError(s, r); return; }
   let se = sess(s);
   let newfid = field32(s, 1);
+  if (stale(s)) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.ECANCELED); return; }
   let e = fidFind(se, newfid);
+  if (e != 0 && newfid != field32(s, 0)) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.EBADF); return; }
   if (e != 0) releaseFid(e); else e = fidInsert(se, newfid);
   if (e == 0) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.ENFILE); return; }
   store<u32>(e, 0, FE_NODE);
@@ -931,7 +945,7 @@ function hXattrcreate(s: usize, stage: u32, r: i32): void {
   }
   if (r != 0) { replyError(s, r); return; }
   // The fid becomes the xattr being written (it keeps its node until the commit at clunk).
-  let e = fidFind(sess(s), field32(s, 0));
+  let e: usize = stale(s) ? 0 : fidFind(sess(s), field32(s, 0));
   if (e == 0) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.EBADF); return; }
   store<u32>(e, load<u32>(o, OUT_FH), FE_FH);
   store<u32>(e, FID_OPEN | FID_XATTR_WRITE, FE_FLAGS);

@@ -65,6 +65,7 @@ import {
 } from '../errno.js';
 import { fsops, REGULAR_ONLY, UTIME_OMIT, type FsOps } from '../helper/fsops.js';
 import { PathNode, PathTable } from './path-table.js';
+import { SnapshotBudget } from './dir-snapshots.js';
 import {
   DOT, DOTDOT, FhTable, InoRemap, NO_ID, O_PATH, V9FS_MAGIC, dirname, fail, hostFlags, join, keyOf,
   lostEntry, mknodType, nameKind, newName, openFlags, renameNames, setattrPlan, unlinkName,
@@ -79,6 +80,8 @@ export interface LocalBackendOptions {
   root: string;
   /** Refuse every mutating operation with EROFS. */
   readonly?: boolean;
+  /** Bytes all open directories' readdir listings may hold together (dir-snapshots.ts; default 64 MiB). */
+  readdirBudget?: number;
 }
 
 /** A host stat: 16 × i64 in ProxyStat order (dev ino nlink mode uid gid rdev size blksize blocks
@@ -157,6 +160,8 @@ export class LocalBackend implements Backend {
   private readonly inos = new InoRemap();
   /** scratch stat buffer for calls whose result is consumed at once */
   private readonly tmp = newHS();
+  /** the byte budget of readdir listings */
+  readonly dirBudget: SnapshotBudget;
 
   constructor(opts: LocalBackendOptions) {
     const given = path.resolve(opts.root);
@@ -164,6 +169,7 @@ export class LocalBackend implements Backend {
     this.rootKey = real.toString('latin1');
     this.givenKey = Buffer.from(given).toString('latin1');
     this.ro = opts.readonly === true;
+    this.dirBudget = new SnapshotBudget(opts.readdirBudget);
     this.F = fsops();
     const fd = this.F.openRoot(real);
     if (fd < 0) throw Object.assign(new Error(`cannot open the export root ${given}: errno ${-fd}`), { code: toCode(-fd) });
@@ -548,7 +554,8 @@ export class LocalBackend implements Backend {
     const d = f.node;
     if (d.type !== S_IFDIR) return -ENOTDIR;
     try {
-      if (cookie === 0 || f.snap === null) f.snap = this.snapshot(f.fd);
+      if (cookie === 0 || f.snap === null) this.dirBudget.take(f, f.snap = this.snapshot(f.fd));
+      else this.dirBudget.touch(f);
       if (cookie < 1) {
         if (!sink.push(d.ino, 1, S_IFDIR >> 12, DOT)) return 0;
       }
@@ -832,6 +839,7 @@ export class LocalBackend implements Backend {
     const f = this.fhs.take(fh);
     if (f === undefined) return -EBADF;
     f.snap = null;
+    this.dirBudget.release(f);
     // the last handle of an unlinked object the core still holds is kept as its pin
     if (!this.table.closeHandle(f.node, f, f.fd)) this.F.close(f.fd);
     return 0;

@@ -27,7 +27,13 @@ export interface MakeOptions {
   access?: 'user' | 'any';
   /** every attach is this user (implies access 'user') */
   squash?: { uid: number; gid: number };
+  /** memory: bytes of file data and xattrs (default 256 MiB; ENOSPC beyond, statfs shows it) */
+  memoryCapacity?: number;
+  /** memory: files, directories and symlinks, the root included (default 65536) */
+  memoryFiles?: number;
 }
+
+export const MEMORY_DEFAULTS = { capacity: 256 << 20, files: 65536 } as const;
 
 /** The project's own helper executable (native/virtio9p-helper), found from this module. */
 export async function ownHelper(): Promise<string> {
@@ -45,7 +51,13 @@ export async function ownHelper(): Promise<string> {
 
 export async function makeBackend(kind: BackendKind, dir: string, opts: MakeOptions = {}): Promise<Backend> {
   let b: Backend;
-  if (kind === 'memory') b = memoryFromDirectory(dir);
+  if (kind === 'memory') {
+    const capacityBytes = opts.memoryCapacity ?? MEMORY_DEFAULTS.capacity;
+    const maxInodes = opts.memoryFiles ?? MEMORY_DEFAULTS.files;
+    try { b = memoryFromDirectory(dir, { capacityBytes, maxInodes }); } catch (e) {
+      throw new Error(`the export does not fit in the memory backend (${capacityBytes} bytes, ${maxInodes} files): ${(e as Error).message}`);
+    }
+  }
   else if (kind === 'proxy') {
     const { ProxyBackend } = await import('./proxy/backend.js');
     const fs = await import('node:fs');

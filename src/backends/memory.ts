@@ -26,7 +26,7 @@ import {
 } from './backend.js';
 import {
   EBADF, EBUSY, EEXIST, EFBIG, EINVAL, EISDIR, ELOOP, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENXIO,
-  ENOTEMPTY, EOPNOTSUPP, EPERM, P9Error,
+  ENOTEMPTY, EOPNOTSUPP, EPERM, ENAMETOOLONG, P9Error,
 } from '../errno.js';
 
 const CHUNK = 65536;
@@ -68,6 +68,13 @@ const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 const NOMINAL_CAPACITY = 2 ** 40; // statfs figure when no capacity limit is set (1 TiB)
 const NOMINAL_INODES = 2 ** 24;   // statfs figure when no inode limit is set
 const V9FS_MAGIC = 0x01021997;
+/** Linux NAME_MAX and PATH_MAX: a longer name is ENAMETOOLONG; a longer symlink target too */
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+/** what an xattr costs against the capacity beyond its name and value bytes */
+const XATTR_OVERHEAD = 64;
+/** what a hard link beyond a file's first name costs against the capacity (entry + name) */
+const LINK_COST = 320;
 const FSID = 0x6d656d66;          // "memf"
 
 // ---------------------------------------------------------------------------------------------
@@ -196,7 +203,8 @@ class OpenFile {
 }
 
 export interface MemoryBackendOptions {
-  /** Total bytes of file data; writes beyond it fail with ENOSPC. Default: unlimited. */
+  /** Total bytes of file data, xattrs and hard links beyond a file's first name; writes,
+   *  setxattr and link beyond it fail with ENOSPC, and statfs reports it. Default: unlimited. */
   capacityBytes?: number;
   /** Maximum number of inodes (root included); creation beyond it fails with ENOSPC. */
   maxInodes?: number;
@@ -248,6 +256,9 @@ export class MemoryBackend implements Backend {
   private nextIno = 1;
   private inodeCount = 0;
   private used = 0;
+  /** bytes of xattrs (names, values, XATTR_OVERHEAD each) and of hard links beyond a file's
+   *  first name (LINK_COST each), charged against the capacity too */
+  private metaUsed = 0;
   private readonly capacity: number;
   private readonly maxInodes: number;
   private readonly ownerUid: number;
@@ -292,6 +303,7 @@ export class MemoryBackend implements Backend {
         i.alloc = 0;
         if (i.chunks !== null) for (const c of i.chunks.values()) this.pool.give(c);
         i.chunks = null;
+        if (i.xattrs !== null) for (const x of i.xattrs.values()) this.metaUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
         i.xattrs = null;
         i.target = null;
       }
@@ -345,7 +357,7 @@ export class MemoryBackend implements Backend {
   private unlinkEnt(dir: Inode, ent: DirEnt): void {
     const child = this.dropEntry(dir, ent);
     if (child.dir !== null) child.nlink = 0;
-    else child.nlink--;
+    else { if (child.nlink > 1) this.metaUsed -= LINK_COST; child.nlink--; }
     now(child, false, false, true);
     now(dir, false, true, true);
     this.maybeFree(child);
@@ -354,8 +366,9 @@ export class MemoryBackend implements Backend {
   private growChunk(i: Inode, ci: number, old: Uint8Array | undefined, need: number): Uint8Array | null {
     const oldLen = old === undefined ? 0 : old.length;
     let len = ChunkPool.sizeFor(Math.max(need, oldLen * 2));
-    if (this.used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
-    if (this.used + len - oldLen > this.capacity) return null;
+    const used = this.used + this.metaUsed;
+    if (used + len - oldLen > this.capacity) len = ChunkPool.sizeFor(need); // no room to double
+    if (used + len - oldLen > this.capacity) return null;
     const c = this.pool.take(len);
     if (old !== undefined) { c.set(old); this.pool.give(old); }
     i.chunks!.set(ci, c);
@@ -451,6 +464,7 @@ export class MemoryBackend implements Backend {
   private newName(d: Inode, name: Uint8Array): string | number {
     const e = this.liveDir(d);
     if (e !== 0) return e;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(name)) return -EEXIST;
     const key = keyOf(name);
     if (d.dir!.map.has(key)) return -EEXIST;
@@ -478,6 +492,7 @@ export class MemoryBackend implements Backend {
   private doRename(srcDir: Inode, ent: DirEnt, dstDir: Inode, newname: Uint8Array): number {
     const e = this.liveDir(dstDir);
     if (e !== 0) return e;
+    if (newname.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(newname)) return -EBUSY;
     const src = ent.inode!;
     const dkey = keyOf(newname);
@@ -536,6 +551,7 @@ export class MemoryBackend implements Backend {
     if (d === null) return -EBADF;
     const dd = d.dir;
     if (dd === null) return -ENOTDIR;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     let i: Inode;
     const dot = isDotName(name);
     if (dot === 1) i = d;
@@ -602,6 +618,7 @@ export class MemoryBackend implements Backend {
     if (d === null) return -EBADF;
     const e = this.liveDir(d);
     if (e !== 0) return e;
+    if (name.length > NAME_MAX) return -ENAMETOOLONG;
     if (isDotName(name)) return -EEXIST;
     if ((flags & O_ACCMODE) === O_ACCMODE) return -EINVAL;
     const key = keyOf(name);
@@ -730,6 +747,11 @@ export class MemoryBackend implements Backend {
   symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Stat | number {
     const d = this.ref(dir);
     if (d === null) return -EBADF;
+    // as Linux symlink(2): an empty target is ENOENT, one longer than PATH_MAX ENAMETOOLONG;
+    // a NUL cannot reach Linux through a C string, so a target holding one is EINVAL
+    if (target.length === 0) return -ENOENT;
+    if (target.length >= PATH_MAX) return -ENAMETOOLONG;
+    if (target.indexOf(0) >= 0) return -EINVAL;
     const key = this.newName(d, name);
     if (typeof key === 'number') return key;
     const c = this.makeChild(d, key, name, S_IFLNK | 0o777, uid, gid);
@@ -764,9 +786,11 @@ export class MemoryBackend implements Backend {
     const key = this.newName(d, name);
     if (typeof key === 'number') return key;
     if (t.nlink === 0) return -ENOENT;
+    if (this.used + this.metaUsed + LINK_COST > this.capacity) return -ENOSPC;
     tick();
     this.addEntry(d, key, name.slice(), t);
     t.nlink++;
+    this.metaUsed += LINK_COST;
     now(t, false, false, true);
     now(d, false, true, true);
     return 0;
@@ -831,9 +855,10 @@ export class MemoryBackend implements Backend {
 
   statfs(node: Node): StatFs | number {
     if (this.ref(node) === null) return -EBADF;
-    const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, this.used) : this.capacity;
+    const used = this.used + this.metaUsed;
+    const total = this.capacity === Infinity ? Math.max(NOMINAL_CAPACITY, used) : this.capacity;
     const blocks = Math.floor(total / PAGE);
-    const bfree = Math.max(0, Math.floor((total - this.used) / PAGE));
+    const bfree = Math.max(0, Math.floor((total - used) / PAGE));
     const files = this.maxInodes === Infinity ? Math.max(NOMINAL_INODES, this.inodeCount) : this.maxInodes;
     return {
       type: V9FS_MAGIC, bsize: PAGE, blocks, bfree, bavail: bfree,
@@ -865,6 +890,10 @@ export class MemoryBackend implements Backend {
     const has = i.xattrs !== null && i.xattrs.has(key);
     if ((flags & XATTR_CREATE) && has) return -EEXIST;
     if ((flags & XATTR_REPLACE) && !has) return -ENODATA;
+    const old = has ? i.xattrs!.get(key)!.value.length : -(name.length + XATTR_OVERHEAD);
+    const grow = value.length - old;
+    if (grow > 0 && this.used + this.metaUsed + grow > this.capacity) return -ENOSPC;
+    this.metaUsed += grow;
     (i.xattrs ??= new Map()).set(key, { name: name.slice(), value: value.slice() });
     tick();
     now(i, false, false, true);
@@ -874,8 +903,12 @@ export class MemoryBackend implements Backend {
   removexattr(node: Node, name: Uint8Array): number {
     const i = this.ref(node);
     if (i === null) return -EBADF;
-    if (i.xattrs === null || !i.xattrs.delete(keyOf(name))) return -ENODATA;
-    if (i.xattrs.size === 0) i.xattrs = null;
+    const key = keyOf(name);
+    const x = i.xattrs === null ? undefined : i.xattrs.get(key);
+    if (x === undefined) return -ENODATA;
+    i.xattrs!.delete(key);
+    this.metaUsed -= x.name.length + x.value.length + XATTR_OVERHEAD;
+    if (i.xattrs!.size === 0) i.xattrs = null;
     tick();
     now(i, false, false, true);
     return 0;
@@ -1221,6 +1254,7 @@ export class MemoryBackend implements Backend {
       last = node;
       const i = new Inode(node, r.u32('mode'), r.u32('uid'), r.u32('gid'));
       i.nlink = r.u32('nlink');
+      if (i.nlink > 1 && (i.mode & S_IFMT) !== S_IFDIR) b.metaUsed += (i.nlink - 1) * LINK_COST;
       i.rdev = r.u32('rdev');
       i.size = r.u53('size');
       i.atimeSec = r.f64('atime'); i.atimeNsec = r.f64('atime ns');
@@ -1249,6 +1283,7 @@ export class MemoryBackend implements Backend {
           const key = keyOf(name);
           if (name.length === 0 || i.xattrs.has(key)) bad(`node ${node}: bad or duplicate xattr name`);
           i.xattrs.set(key, { name, value });
+          b.metaUsed += name.length + value.length + XATTR_OVERHEAD;
         }
       }
       const kind = r.u8('kind');

@@ -165,6 +165,10 @@ export class HelperServer {
         return this.made(p, F.mkdir(R, p, mode), uid, gid, mode);
       }
       case 'T_SYMLINK': {
+        // a NUL inside the target (beyond a C string's own terminator) would cut it: refuse
+        const raw = a[2] as Uint8Array;
+        const nul = raw.indexOf(0);
+        if (nul >= 0 && nul < raw.length - 1) return error(-EINVAL);
         const [uid, gid, target, p] = [d(0), d(1), s(2), s(3)];
         return this.made(p, F.symlink(target, R, p), uid, gid, -1);
       }

@@ -37,6 +37,7 @@ export interface CoreExports {
   countersPtr(): number;
   maxSlots(): number;
   slotOut(slot: number): number;
+  slotSession(slot: number): number;
   saveState(): number;
   loadState(): number;
   inflight(): number;
@@ -47,7 +48,7 @@ export const EXPORTS = [
   'status', 'driverFeatures', 'offerFeatures', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
   'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
   'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
-  'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight',
+  'maxSlots', 'slotOut', 'slotSession', 'saveState', 'loadState', 'inflight',
 ] as const;
 
 /** backend.* imports: file operations in WASI conventions. */

@@ -33,7 +33,9 @@ describe('virtio9p CLI', () => {
     for (const c of ['demo', 'serve', 'helper', '--version']) expect(h.stdout).toContain(c);
     const s = run('serve', '--help');
     expect(s.status).toBe(0);
-    for (const f of ['--export', '--backend', '--listen', '--msize', '--readonly']) expect(s.stdout).toContain(f);
+    for (const f of ['--export', '--backend', '--listen', '--msize', '--readonly', '--max-connections', '--attach-timeout',
+      '--idle-timeout', '--frame-timeout', '--connection-buffer', '--max-open', '--max-xattr-bytes', '--memory-capacity', '--memory-files',
+      '--security-model', '--access', '--squash', '--fmode', '--dmode']) expect(s.stdout).toContain(f);
     expect(run('demo', '--help').status).toBe(0);
   });
 
@@ -44,6 +46,16 @@ describe('virtio9p CLI', () => {
     [['serve', '--export', '.', '--backend', 'zfs'], /bad --backend 'zfs'/],
     [['serve', '--export', '.', '--msize', '12'], /bad --msize '12'/],
     [['serve', '--export', '.', '--listen', 'udp:1'], /bad --listen 'udp:1'/],
+    [['serve', '--export', '.', '--max-connections', '64'], /bad --max-connections '64' \(want 1\.\.63\)/],
+    [['serve', '--export', '.', '--max-connections', 'many'], /bad --max-connections 'many'/],
+    [['serve', '--export', '.', '--attach-timeout', '-1'], /bad --attach-timeout '-1'/],
+    [['serve', '--export', '.', '--idle-timeout', '1h'], /bad --idle-timeout '1h'/],
+    [['serve', '--export', '.', '--frame-timeout', 'x'], /bad --frame-timeout 'x'/],
+    [['serve', '--export', '.', '--connection-buffer', '1T'], /bad --connection-buffer '1T'/],
+    [['serve', '--export', '.', '--max-open', '0'], /bad --max-open '0'/],
+    [['serve', '--export', '.', '--max-xattr-bytes', '1.5M'], /bad --max-xattr-bytes '1.5M'/],
+    [['serve', '--export', '.', '--memory-capacity', '2M'], /--memory-capacity and --memory-files need --backend memory/],
+    [['serve', '--export', '.', '--backend', 'memory', '--memory-files', '0'], /bad --memory-files '0'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['bench'], /unknown command 'bench'/],
     [['serve'], /serve needs a directory/],

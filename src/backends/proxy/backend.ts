@@ -46,6 +46,7 @@ import {
   type ProxyStat,
 } from './protocol.js';
 import { PathNode, PathTable } from '../path-table.js';
+import { SnapshotBudget } from '../dir-snapshots.js';
 import {
   DOT, DOTDOT, FhTable, InoRemap, NO_ID, O_PATH, V9FS_MAGIC, dirname, fail, hostFlags, join, keyOf,
   lostEntry, mknodType, nameKind, newName, openFlags, renameNames, setattrPlan, unlinkName,
@@ -70,6 +71,8 @@ const fsp = fs.promises;
 export interface ProxyBackendOptions extends ClientOptions {
   /** Directory inside the export (as the helper sees it) used as this backend's root. Default "/". */
   root?: string;
+  /** Bytes all open directories' readdir listings may hold together (dir-snapshots.ts; default 64 MiB). */
+  readdirBudget?: number;
 }
 
 type PNode = PathNode<OpenFile>;
@@ -113,7 +116,10 @@ export class ProxyBackend implements Backend {
     const r = (opts.root ?? '/').split('/').filter((p) => p !== '' && p !== '.');
     if (r.includes('..')) throw new Error('proxy: root must not contain ".."');
     this.base = '/' + Buffer.from(r.join('/')).toString('latin1');
+    this.dirBudget = new SnapshotBudget(opts.readdirBudget);
   }
+  /** the byte budget of readdir listings */
+  readonly dirBudget: SnapshotBudget;
 
   /** Connect to a running helper: its named socket (`-s PATH`; unlinked after connecting, like
    *  QEMU) or our end of the socketpair whose other end it got with `-f N`. */
@@ -559,7 +565,8 @@ export class ProxyBackend implements Backend {
         const snap = await fsp.readdir(base, { encoding: 'buffer' });
         if (f.closed) return -EBADF;
         f.snap = snap;
-      }
+        this.dirBudget.take(f, snap);
+      } else this.dirBudget.touch(f);
       const snap = f.snap;
       let pino = d.ino;
       if (cookie < 2 && d !== this.table.root && !d.detached) {
@@ -582,7 +589,8 @@ export class ProxyBackend implements Backend {
           if ((e as { code?: string }).code === 'ENOENT') continue; // removed since the snapshot
           throw e;
         }
-        if (f.closed || f.snap !== snap) break;
+        // closed, or listed anew from cookie 0 (a listing dropped for the budget is still ours)
+        if (f.closed || (f.snap !== snap && f.snap !== null)) break;
         if (!sink.push(this.qino(st.dev, st.ino), i + 3, (Number(st.mode) >> 12) & 15, name)) break;
       }
       return 0;
@@ -621,6 +629,8 @@ export class ProxyBackend implements Backend {
   async symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Promise<Stat | number> {
     const d = this.table.dirOf(dir);
     if (typeof d === 'number') return d;
+    // the helper's strings are C strings: a NUL would silently cut the target
+    if (target.indexOf(0) >= 0) return -EINVAL;
     const key = newName(name);
     if (typeof key === 'number') return key;
     const rel = join(d.path, key);
@@ -838,6 +848,7 @@ export class ProxyBackend implements Backend {
     if (f === undefined) return -EBADF;
     f.closed = true;
     f.snap = null;
+    this.dirBudget.release(f);
     // the last handle of an unlinked object the core still holds is kept as its pin
     if (!this.table.closeHandle(f.node, f, f.fd)) this.closeFd(f.fd);
     return 0;
