@@ -321,6 +321,10 @@ export abstract class MappedBackend implements Backend {
   }
 
   symlink(dir: Node, name: Uint8Array, target: Uint8Array, uid: number, gid: number): Res<Stat> {
+    // the target is file content here: the checks symlink(2) would make
+    if (target.length === 0) return -2; // ENOENT
+    if (target.length >= SYMLINK_MAX) return -36; // ENAMETOOLONG
+    if (target.includes(0)) return -EINVAL;
     return run(this.makeOp(dir, name, S_IFLNK | 0o777, uid, gid, null, target));
   }
 
