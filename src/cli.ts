@@ -1,5 +1,5 @@
 /**
- * The `virtio9p` command. Subcommands: demo (what `npm start` runs), bench. A bad flag or value
+ * The `virtio9p` command. Subcommands: demo (what `npm start` runs), serve, bench, helper, image. A bad flag or value
  * prints one line and exits 2.
  */
 import { runDemoOn } from '../harness/demo-node.js';
@@ -26,6 +26,7 @@ commands:
   serve    serve a directory as 9P2000.L over a Unix socket, TCP or an inherited descriptor
   bench    run the benchmark workloads and print ops/s and MiB/s
   helper   the 9p proxy helper (QEMU virtfs-proxy-helper protocol and flags)
+  image    make a v86-format image (fs.json + blobs) of a directory or a tar file
 
 flags:
   -h, --help   show help (also: virtio9p <command> --help)`,
@@ -84,6 +85,15 @@ flags:
   --seconds N    with --socket: diodload run length (default 5)
   --guest        with --socket: also time the Linux guest workload on both (needs QEMU and .cache/linux-guest)
   -h, --help     show this help`,
+  image: `usage: virtio9p image DIR|TAR --out OUT
+
+Writes OUT/fs.json (v86's 9P image index, version 3) and OUT/base/<sha256 prefix>.bin, the
+format of v86's tools/fs2json.py and tools/copy-to-sha256.py: serve OUT over HTTP and open it
+with HttpBackend (or v86's basefs/baseurl).
+
+flags:
+  --out OUT    the output directory (made if missing)
+  -h, --help   show this help`,
 };
 
 /** Flags: `known` take no value, `valued` take one (`--x V` or `--x=V`). */
@@ -154,6 +164,18 @@ async function main(argv: string[]): Promise<number> {
       const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
+    }
+    case 'image': {
+      const src = rest[0] !== undefined && !rest[0].startsWith('-') ? rest[0] : undefined;
+      const f = parse(src === undefined ? rest : rest.slice(1), [], ['out']);
+      if (f.has('help')) { console.log(HELP.image); return 0; }
+      if (src === undefined) throw new UsageError('image needs a source DIR or TAR');
+      if (!f.has('out')) throw new UsageError('image needs --out OUT');
+      if (!fs.existsSync(src)) throw new UsageError(`'${src}' does not exist`);
+      const { buildImage } = await import('./image.js');
+      const r = buildImage(src, f.get('out')!);
+      console.log(`virtio9p: ${r.files} files, ${r.blobs} blobs (${r.bytes} bytes) in ${f.get('out')}`);
+      return 0;
     }
     case 'demo': {
       const f = parse(rest, [], ['backend']);
