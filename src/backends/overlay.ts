@@ -28,7 +28,7 @@
  */
 import type { Backend, Created, DirSink, Entry, Fh, Node, Res, SetAttr, Stat, StatFs } from './backend.js';
 import {
-  O_ACCMODE, O_APPEND, O_DIRECTORY, O_RDONLY, O_TRUNC, AT_REMOVEDIR,
+  O_ACCMODE, O_APPEND, O_DIRECTORY, O_EXCL, O_RDONLY, O_TRUNC, AT_REMOVEDIR,
   S_IFMT, S_IFDIR, S_IFREG, S_IFLNK,
 } from './backend.js';
 import { MemoryBackend, type Inode } from './memory.js';
@@ -80,6 +80,8 @@ class OvNode {
   touched = false;
   xattrsLoaded = false;
   lowerFh: Fh | null = null;
+  /** a directory's link count before it is populated (its lower directory's) */
+  srcNlink = 0;
   constructor(public stable: number, public inode: Inode, public lowerPath: string | null, public data: Data) {}
 }
 
@@ -173,6 +175,8 @@ export class OverlayBackend implements Backend {
     ov.lowerNode = lr.node;
     this.applyAttrs(root, this.records.get(stable) ?? lr);
     if (this.records.has(stable)) ov.touched = true;
+    ov.listing = this.listings.has(stable);
+    if (ov.listing) await this.populate(ov); else ov.srcNlink = lr.nlink;
     if (this.journalLines > 64 && this.journalLines > 2 * this.liveSize()) await this.compact();
   }
 
@@ -199,9 +203,10 @@ export class OverlayBackend implements Backend {
     return this.byMem.get(node) ?? null;
   }
 
-  private out(s: Stat, stable: number): Stat {
+  private out(s: Stat, stable: number, ov?: OvNode): Stat {
+    const nlink = ov !== undefined && !ov.populated && ov.srcNlink > 0 && ov.inode.dir !== null ? ov.srcNlink : s.nlink;
     return {
-      ino: stable, mode: s.mode, uid: s.uid, gid: s.gid, nlink: s.nlink, rdev: s.rdev, size: s.size,
+      ino: stable, mode: s.mode, uid: s.uid, gid: s.gid, nlink, rdev: s.rdev, size: s.size,
       blksize: 4096, blocks: Math.ceil(s.size / 512),
       atimeSec: s.atimeSec, atimeNsec: s.atimeNsec, mtimeSec: s.mtimeSec, mtimeNsec: s.mtimeNsec,
       ctimeSec: s.ctimeSec, ctimeNsec: s.ctimeNsec,
@@ -210,7 +215,7 @@ export class OverlayBackend implements Backend {
 
   private entry(e: Entry): Entry {
     const ov = this.byMem.get(e.node)!;
-    return { ...this.out(e, ov.stable), node: e.node };
+    return { ...this.out(e, ov.stable, ov), node: e.node };
   }
 
   private applyAttrs(i: Inode, a: Stat | NodeRec): void {
@@ -363,10 +368,18 @@ export class OverlayBackend implements Backend {
     const data = type !== S_IFREG ? Data.None : rec !== null && rec.d === 1 ? Data.Upper : lowerPath !== null ? Data.Lower : Data.Upper;
     const ov = this.track(new OvNode(stable, i, lowerPath, data));
     if (rec !== null) { ov.touched = true; ov.listing = this.listings.has(stable); ov.xattrsLoaded = true; }
+    if (type === S_IFDIR && le !== null && !ov.listing) ov.srcNlink = le.nlink;
     if (le !== null) {
       // the lower entry we looked up is this object's lower object when it is at its lower place
       if (parent.lowerPath !== null && lowerPath === parent.lowerPath + '/' + latin1(name)) ov.lowerNode = le.node;
       else this.lower.forget(le.node);
+    }
+    // a directory with a listing of its own: its link count needs its entries
+    if (type === S_IFDIR && (ov.listing || (le === null && lowerPath === null))) await this.populate(ov);
+    else if (type === S_IFDIR && le === null) {
+      const ln = await this.lowerNodeOf(ov);
+      const st = await v(this.lower.getattr(ln));
+      if (!fail(st)) ov.srcNlink = (st as Stat).nlink;
     }
   }
 
@@ -475,7 +488,9 @@ export class OverlayBackend implements Backend {
 
   getattr(node: Node): Res<Stat> {
     const r = this.ns.getattr(node);
-    return fail(r) ? r : this.out(r as Stat, this.byMem.get(node)!.stable);
+    if (fail(r)) return r;
+    const ov = this.byMem.get(node)!;
+    return this.out(r as Stat, ov.stable, ov);
   }
 
   setattr(node: Node, attr: SetAttr): Res<number> {
@@ -521,13 +536,32 @@ export class OverlayBackend implements Backend {
       const d = this.ov(dir);
       if (d === null) return -EBADF;
       await this.populate(d);
+      const acc = flags & O_ACCMODE;
+      const old = this.ns.lookup(dir, name);
+      if (!fail(old)) {
+        // an existing name: create opens it (unless O_EXCL), so copy up first as open does
+        this.ns.forget((old as Entry).node);
+        const ov = this.byMem.get((old as Entry).node)!;
+        const writable = acc === 1 || acc === 2;
+        const trunc = writable && (flags & O_TRUNC) !== 0 && (ov.inode.mode & S_IFMT) === S_IFREG;
+        if ((flags & O_EXCL) === 0 && writable && !trunc && ov.data === Data.Lower) await this.copyUp(ov, null);
+        const r = this.ns.create(dir, name, flags, mode, uid, gid);
+        if (fail(r)) return r;
+        const c = r as Created;
+        if (trunc) {
+          if (ov.data === Data.Lower) { ov.data = Data.Upper; this.counters.copyUps++; }
+          await this.store.truncate(ov.stable, 0);
+          this.touch(ov);
+        }
+        this.fhs.set(c.fh, { ov, readable: acc !== 1, writable, append: (flags & O_APPEND) !== 0, wrote: false });
+        return { ...this.out(c, ov.stable, ov), node: c.node, fh: c.fh };
+      }
       const r = this.ns.create(dir, name, flags, mode, uid, gid);
       if (fail(r)) return r;
       const c = r as Created;
       const i = this.ns.getattr(c.node) as Inode;
       const s = this.newNode(d, i) as Stat;
       await this.store.truncate(this.byMem.get(c.node)!.stable, 0);
-      const acc = flags & O_ACCMODE;
       this.fhs.set(c.fh, { ov: this.byMem.get(c.node)!, readable: acc !== 1, writable: acc !== 0, append: (flags & O_APPEND) !== 0, wrote: false });
       return { ...s, node: c.node, fh: c.fh };
     });
