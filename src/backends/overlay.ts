@@ -60,6 +60,7 @@ interface NodeRec {
   x?: [string, string][];
   p?: string;     // lower path of the object ('' = the lower root); absent: no lower object
   d?: 1;          // data in the store
+  n?: number;     // link count (non-directories)
   e?: [string, number][]; // complete listing (a directory whose entries changed)
 }
 /** Journal lines: {n: NodeRec} sets a record (a record without `e` keeps the listing it had),
@@ -82,6 +83,8 @@ class OvNode {
   lowerFh: Fh | null = null;
   /** a directory's link count before it is populated (its lower directory's) */
   srcNlink = 0;
+  /** names of this (non-directory) object in directories not populated yet */
+  bias = 0;
   constructor(public stable: number, public inode: Inode, public lowerPath: string | null, public data: Data) {}
 }
 
@@ -204,7 +207,9 @@ export class OverlayBackend implements Backend {
   }
 
   private out(s: Stat, stable: number, ov?: OvNode): Stat {
-    const nlink = ov !== undefined && !ov.populated && ov.srcNlink > 0 && ov.inode.dir !== null ? ov.srcNlink : s.nlink;
+    const nlink = ov === undefined ? s.nlink
+      : ov.inode.dir !== null ? (!ov.populated && ov.srcNlink > 0 ? ov.srcNlink : s.nlink)
+        : s.nlink + ov.bias;
     return {
       ino: stable, mode: s.mode, uid: s.uid, gid: s.gid, nlink, rdev: s.rdev, size: s.size,
       blksize: 4096, blocks: Math.ceil(s.size / 512),
@@ -335,15 +340,23 @@ export class OverlayBackend implements Backend {
 
   private async addChild(dirNode: Node, parent: OvNode, name: Uint8Array, stable: number, rec: NodeRec | null, le: Entry | null): Promise<void> {
     const seen = this.byStable.get(stable);
-    if (seen !== undefined && seen.inode.nlink > 0 && seen.inode.dir === null) {
+    if (seen !== undefined && seen.inode.dir === null) {
       // another name of a hard-linked object
       const t = this.ns.hold(seen.inode);
-      this.ns.link(dirNode, name, t);
-      this.ns.forget(t);
-      if (le !== null) this.lower.forget(le.node);
-      return;
+      if (t > 0) {
+        const r = this.ns.link(dirNode, name, t);
+        this.ns.forget(t);
+        if (r === 0) {
+          if (seen.bias > 0) seen.bias--;
+          if (le !== null) this.lower.forget(le.node);
+          return;
+        }
+      }
+      // its other names are gone from the namespace; this one is still pending
+      if (seen.bias > 0) { rec = null; if (le !== null) { this.lower.forget(le.node); le = null; } }
     }
-    const a: Stat | NodeRec = rec ?? le!;
+    const revive = seen !== undefined && seen.inode.dir === null && rec === null && le === null ? seen : null;
+    const a: Stat | NodeRec = revive !== null ? revive.inode : rec ?? le!;
     const mode = 'i' in a ? a.m : a.mode;
     const type = mode & S_IFMT;
     let c: Stat | number;
@@ -351,6 +364,7 @@ export class OverlayBackend implements Backend {
     else if (type === S_IFLNK) {
       let target: Uint8Array;
       if (rec !== null && rec.l !== undefined) target = bytes(rec.l);
+      else if (revive !== null) target = revive.inode.target!;
       else {
         const ln = le !== null ? le.node : await this.lowerNodeOf({ lowerNode: null, lowerPath: rec!.p ?? null } as OvNode);
         const t = await v(this.lower.readlink(ln));
@@ -363,10 +377,21 @@ export class OverlayBackend implements Backend {
     const i = c as Inode;
     this.applyAttrs(i, a);
     let lowerPath: string | null;
-    if (rec !== null) lowerPath = rec.p ?? null;
+    if (revive !== null) lowerPath = revive.lowerPath;
+    else if (rec !== null) lowerPath = rec.p ?? null;
     else lowerPath = parent.lowerPath === null ? null : parent.lowerPath + '/' + latin1(name);
-    const data = type !== S_IFREG ? Data.None : rec !== null && rec.d === 1 ? Data.Upper : lowerPath !== null ? Data.Lower : Data.Upper;
+    const data = revive !== null ? revive.data
+      : type !== S_IFREG ? Data.None : rec !== null && rec.d === 1 ? Data.Upper : lowerPath !== null ? Data.Lower : Data.Upper;
     const ov = this.track(new OvNode(stable, i, lowerPath, data));
+    if (type !== S_IFDIR) {
+      if (revive !== null) {
+        ov.bias = revive.bias - 1;
+        ov.touched = true;
+        ov.xattrsLoaded = revive.xattrsLoaded;
+        if (revive.inode.xattrs !== null) i.xattrs = new Map(revive.inode.xattrs);
+        revive.bias = 0;
+      } else ov.bias = Math.max(0, (rec !== null ? rec.n ?? 1 : le!.nlink) - 1);
+    }
     if (rec !== null) { ov.touched = true; ov.listing = this.listings.has(stable); ov.xattrsLoaded = true; }
     if (type === S_IFDIR && le !== null && !ov.listing) ov.srcNlink = le.nlink;
     if (le !== null) {
@@ -830,7 +855,7 @@ export class OverlayBackend implements Backend {
     if (i.nlink > 0 || i.refs > 0 || i.opens > 0 || ov === this.byMem.get(this.rootNode)) return;
     if (this.byMem.get(i.node) !== ov) return;
     this.byMem.delete(i.node);
-    if (this.byStable.get(ov.stable) === ov) this.byStable.delete(ov.stable);
+    if (this.byStable.get(ov.stable) === ov && ov.bias === 0) this.byStable.delete(ov.stable);
     if (ov.lowerFh !== null) { const f = ov.lowerFh; ov.lowerFh = null; void Promise.resolve(this.lower.close(f)).catch(() => {}); }
     if (ov.lowerNode !== null && ov.lowerNode !== this.lowerRoot.node) this.lower.forget(ov.lowerNode);
     ov.lowerNode = null;
@@ -850,6 +875,7 @@ export class OverlayBackend implements Backend {
     if (i.xattrs !== null && i.xattrs.size > 0) r.x = [...i.xattrs.entries()].map(([k, x]) => [k, latin1(x.value)]);
     if (ov.lowerPath !== null) r.p = ov.lowerPath;
     if (ov.data === Data.Upper) r.d = 1;
+    if (i.dir === null && i.nlink + ov.bias !== 1) r.n = i.nlink + ov.bias;
     return r;
   }
 
@@ -875,7 +901,8 @@ export class OverlayBackend implements Backend {
     const lines: string[] = [];
     const gone: number[] = [];
     for (const ov of this.dirty) {
-      const live = this.byStable.get(ov.stable) === ov && ov.inode.nlink > 0;
+      const links = ov.inode.nlink + ov.bias;
+      const live = this.byStable.get(ov.stable) === ov && links > 0;
       if (live) {
         if (!ov.touched) continue;
         const rec = this.record(ov);
@@ -892,7 +919,7 @@ export class OverlayBackend implements Backend {
           }
           this.listings.set(ov.stable, cur);
         } else lines.push(JSON.stringify({ n: rec }));
-      } else if (ov.inode.nlink === 0) {
+      } else if (links === 0) {
         this.listings.delete(ov.stable);
         if (this.records.delete(ov.stable)) lines.push(JSON.stringify({ d: ov.stable }));
         if (!this.byMem.has(ov.inode.node) && ov.data === Data.Upper) gone.push(ov.stable);
@@ -900,7 +927,7 @@ export class OverlayBackend implements Backend {
       }
     }
     this.dirty.clear();
-    for (const ov of this.byMem.values()) if (ov.inode.nlink === 0) this.dirty.add(ov);
+    for (const ov of this.byMem.values()) if (ov.inode.nlink + ov.bias === 0) this.dirty.add(ov);
     if (lines.length > 0) {
       lines.push(JSON.stringify({ c: this.nextUpper }));
       await this.store.appendJournal(lines);
