@@ -141,6 +141,8 @@ export class OverlayBackend implements Backend {
     if (fail(r)) throw new P9Error(-r, 'overlay: cannot attach the lower tree');
     o.lowerRoot = r as Entry;
     await o.init(await o.store.loadJournal());
+    // data no record refers to: files made or unlinked after the last flush before a reload
+    for (const id of await o.store.ids()) if (o.records.get(id)?.d !== 1) await o.store.remove(id);
     return o;
   }
 

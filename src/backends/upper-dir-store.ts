@@ -132,6 +132,7 @@ export class NodeDirStore implements UpperStore {
   }
 
   usage(): number { return this.used; }
+  ids(): number[] { return [...this.sizes.keys()]; }
 
   /** Close every descriptor (the store can be used again; it reopens what it needs). */
   close(): void {

@@ -28,6 +28,8 @@ export interface UpperStore {
   clear(): Awaitable<void>;
   /** Bytes of file data stored. */
   usage(): number;
+  /** The ids that have data (the overlay removes those no record refers to when it opens). */
+  ids(): Awaitable<number[]>;
 }
 
 import { ENOSPC, P9Error } from '../errno.js';
@@ -100,4 +102,5 @@ export class MemoryUpperStore implements UpperStore {
   sync(): void {}
   clear(): void { this.journal = []; this.files.clear(); this.used = 0; }
   usage(): number { return this.used; }
+  ids(): number[] { return [...this.files.keys()]; }
 }

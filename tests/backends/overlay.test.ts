@@ -172,7 +172,9 @@ describe('OverlayBackend', () => {
     store.close();
 
     store = new NodeDirStore(dir);
+    expect(store.ids()).toHaveLength(3); // kept.txt, d/b.txt and the unflushed lost.txt
     const o2 = await OverlayBackend.open({ lower, store });
+    expect(store.ids()).toHaveLength(2); // lost.txt's data is gone with it
     const p2 = new P(o2);
     expect(await p2.ls('')).toEqual(['a.txt', 'big', 'd', 'kept.txt']);
     expect(await p2.read('kept.txt')).toBe('kept data');
