@@ -19,3 +19,4 @@ export { V86Virtio9p, type V86Virtio9pOptions } from './adapters/v86-pci.js';
 export { HttpBackend, type HttpBackendOptions, type HttpCounters } from './backends/http.js';
 export { OverlayBackend, type OverlayOptions } from './backends/overlay.js';
 export { MemoryUpperStore, type UpperStore } from './backends/upper-store.js';
+export { IndexedDbStore, type IndexedDbStoreOptions } from './backends/upper-idb-store.js';

@@ -150,7 +150,8 @@ export class BlobCache {
   private async get(url: string, headers?: Record<string, string>): Promise<{ status: number; body: Uint8Array }> {
     this.counters.fetches++;
     try {
-      const r = await this.fetchFn(url, headers ? { headers } : undefined);
+      const f = this.fetchFn; // called unbound: a browser's fetch refuses any other `this`
+      const r = await f(url, headers ? { headers } : undefined);
       if (r.status !== 200 && r.status !== 206) throw new P9Error(EIO, `HTTP ${r.status} for ${url}`);
       const body = new Uint8Array(await r.arrayBuffer());
       this.counters.bytesFetched += body.length;

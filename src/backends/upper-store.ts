@@ -103,4 +103,6 @@ export class MemoryUpperStore implements UpperStore {
   clear(): void { this.journal = []; this.files.clear(); this.used = 0; }
   usage(): number { return this.used; }
   ids(): number[] { return [...this.files.keys()]; }
+  /** Stored length of `id` (0 when absent). */
+  length(id: number): number { return this.files.get(id)?.len ?? 0; }
 }
