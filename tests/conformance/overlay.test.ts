@@ -1,12 +1,14 @@
 /**
- * The conformance suite on OverlayBackend: over an empty MemoryBackend (upper in memory), and
- * over an HttpBackend image served from a loopback web server (upper in a temp directory).
+ * The conformance suite on OverlayBackend: over an empty MemoryBackend and an empty LocalBackend
+ * directory (upper in memory), and over an HttpBackend image served from a loopback web server
+ * (upper in a temp directory).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from '@jest/globals';
 import { MemoryBackend } from '../../src/backends/memory.js';
+import { LocalBackend } from '../../src/backends/local.js';
 import { OverlayBackend } from '../../src/backends/overlay.js';
 import { HttpBackend } from '../../src/backends/http.js';
 import { NodeDirStore } from '../../src/backends/upper-dir-store.js';
@@ -38,4 +40,11 @@ defineConformance('OverlayBackend over HttpBackend (upper in a directory)', asyn
   const store = new NodeDirStore(path.join(tmp, `upper-${n++}`));
   const backend = await OverlayBackend.open({ lower, store });
   return { backend, cleanup: async () => { store.close(); fs.rmSync(store.dir, { recursive: true, force: true }); } };
+});
+
+defineConformance('OverlayBackend over LocalBackend', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'v9p-conf-ovl-local-'));
+  const lower = new LocalBackend({ root: dir });
+  const backend = await OverlayBackend.open({ lower });
+  return { backend, cleanup: async () => { lower.destroy(); fs.rmSync(dir, { recursive: true, force: true }); } };
 });

@@ -1,8 +1,8 @@
 /**
  * Differential property on OverlayBackend: random request sequences against the overlay and
  * against the local backend, both starting from the same tree (the PREFIX run on the local
- * backend; the overlay's lower layer is that tree, as an HTTP image built from the directory or
- * as a MemoryBackend copy of it). The random requests delete, rename, link and rewrite lower
+ * backend; the overlay's lower layer is that tree, as an HTTP image built from the directory, as
+ * a MemoryBackend copy of it, or as a LocalBackend on a copy of the directory). The random requests delete, rename, link and rewrite lower
  * entries, so every sequence exercises copy-up, deletes of lower names and moves of lower
  * directories. Over the HTTP image, the final tree is read through a new overlay reopened from
  * the persisted upper directory. Same normalisation as the memory/local differential.
@@ -17,10 +17,11 @@ import { OverlayBackend } from '../../src/backends/overlay.js';
 import { HttpBackend } from '../../src/backends/http.js';
 import { NodeDirStore } from '../../src/backends/upper-dir-store.js';
 import { memoryFromDirectory } from '../../src/backends/seed.js';
+import { LocalBackend } from '../../src/backends/local.js';
 import { buildImage } from '../../src/image.js';
 import { serveDir, type ImageServer } from '../backends/http-server.js';
 
-const runs = Math.max(20, Math.floor(RUNS / 4));
+const runs = Math.max(20, Math.floor(RUNS / 8)); // DIFF_RUNS scales it
 let tmp: string;
 let server: ImageServer;
 let n = 0;
@@ -54,6 +55,16 @@ async function overMemory(dir: string) {
   return { backend: await OverlayBackend.open({ lower: memoryFromDirectory(dir) }) };
 }
 
+async function overLocal(dir: string) {
+  const copy = path.join(tmp, `l${n++}`);
+  fs.cpSync(dir, copy, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  const lower = new LocalBackend({ root: copy });
+  return {
+    backend: await OverlayBackend.open({ lower }),
+    cleanup: async () => { lower.destroy(); fs.rmSync(copy, { recursive: true, force: true }); },
+  };
+}
+
 describe('differential: overlay vs local backend', () => {
   test('deleting, renaming and rewriting lower entries (fixed sequence)', async () => {
     await compare([
@@ -68,7 +79,7 @@ describe('differential: overlay vs local backend', () => {
     ], true, overHttp);
   });
 
-  for (const [name, make] of [['HTTP image', overHttp], ['MemoryBackend', overMemory]] as const) {
+  for (const [name, make] of [['HTTP image', overHttp], ['MemoryBackend', overMemory], ['LocalBackend directory', overLocal]] as const) {
     test(`random sequences over a lower ${name} give the same replies as the local backend`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => { await compare(ops, true, make); }),
