@@ -73,7 +73,8 @@ suite in headless Chromium (/usr/bin/chromium, via playwright-core) in a Web Wor
 flags:
   --json         print the results as JSON
   --quick        a smaller run (about a tenth of the work)
-  --backend KIND memory (default) or local; with --socket: memory or local
+  --backend KIND memory (default), local, proxy or overlay (over an empty memory tree, upper
+                 layer in a temp directory); with --socket: memory or local
   --runs N       measured runs per workload (default 3; the median is reported)
   --only LIST    workloads to run: a,b,c,d,d2,e,f,f8k,g (d2: overwrite; f8k: 8 KiB readdir)
   --no-v86       skip the v86 side

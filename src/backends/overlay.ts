@@ -21,8 +21,10 @@
  *    objects made in the overlay get numbers from 2^48 up, from a counter that persists. So no
  *    two objects share a number, across layers and reloads.
  *  - Persistence: changed objects are journal records (JSON lines) written at flush points:
- *    fsync, the close of a file that was written, flush(), and (with autoFlushMs) a timer.
- *    File data goes to the store as it is written. What a reload loses is what was not flushed.
+ *    fsync and flush() (written and synced), the close of a file that was written (written, not
+ *    synced) and, with autoFlushMs, a timer (synced). File data goes to the store as it is
+ *    written. What a reload loses is what was not flushed; what a crash of the machine loses,
+ *    what was not synced.
  *    The journal is compacted when it is mostly superseded records.
  *  - The lower tree must not change under a persisted upper layer.
  */
@@ -85,6 +87,8 @@ class OvNode {
   srcNlink = 0;
   /** names of this (non-directory) object in directories not populated yet */
   bias = 0;
+  /** names (keys) of this directory changed since the last flush */
+  pending: Set<string> | null = null;
   constructor(public stable: number, public inode: Inode, public lowerPath: string | null, public data: Data) {}
 }
 
@@ -241,9 +245,14 @@ export class OverlayBackend implements Backend {
     }
   }
 
-  private touch(ov: OvNode, listing = false): void {
+  /** Mark `ov` changed; `names`: entries of directory `ov` that were added, removed or replaced. */
+  private touch(ov: OvNode, names?: (Uint8Array | string)[]): void {
     ov.touched = true;
-    if (listing) ov.listing = true;
+    if (names !== undefined) {
+      ov.listing = true;
+      ov.pending ??= new Set();
+      for (const n of names) ov.pending.add(typeof n === 'string' ? n : latin1(n));
+    }
     this.dirty.add(ov);
     if (this.autoFlushMs > 0 && this.timer === null) {
       this.timer = setTimeout(() => { this.timer = null; this.flush().catch(() => {}); }, this.autoFlushMs);
@@ -472,14 +481,14 @@ export class OverlayBackend implements Backend {
     try { return await fn(); } catch (e) { return -toErrno(e); }
   }
 
-  private newNode(parent: OvNode, s: Stat | number): Stat | number {
+  private newNode(parent: OvNode, name: Uint8Array, s: Stat | number): Stat | number {
     if (fail(s)) return s;
     const i = s as Inode;
     const ov = this.track(new OvNode(this.nextUpper++, i, null, (i.mode & S_IFMT) === S_IFREG ? Data.Upper : Data.None));
     ov.populated = true;
     ov.xattrsLoaded = true;
     this.touch(ov);
-    this.touch(parent, true);
+    this.touch(parent, [name]);
     return this.out(i, ov.stable);
   }
 
@@ -587,7 +596,7 @@ export class OverlayBackend implements Backend {
       if (fail(r)) return r;
       const c = r as Created;
       const i = this.ns.getattr(c.node) as Inode;
-      const s = this.newNode(d, i) as Stat;
+      const s = this.newNode(d, name, i) as Stat;
       await this.store.truncate(this.byMem.get(c.node)!.stable, 0);
       this.fhs.set(c.fh, { ov: this.byMem.get(c.node)!, readable: acc !== 1, writable: acc !== 0, append: (flags & O_APPEND) !== 0, wrote: false });
       return { ...s, node: c.node, fh: c.fh };
@@ -677,7 +686,7 @@ export class OverlayBackend implements Backend {
       const d = this.ov(dir);
       if (d === null) return -EBADF;
       await this.populate(d);
-      return this.newNode(d, this.ns.mkdir(dir, name, mode, uid, gid));
+      return this.newNode(d, name, this.ns.mkdir(dir, name, mode, uid, gid));
     });
   }
 
@@ -686,7 +695,7 @@ export class OverlayBackend implements Backend {
       const d = this.ov(dir);
       if (d === null) return -EBADF;
       await this.populate(d);
-      return this.newNode(d, this.ns.symlink(dir, name, target, uid, gid));
+      return this.newNode(d, name, this.ns.symlink(dir, name, target, uid, gid));
     });
   }
 
@@ -695,7 +704,7 @@ export class OverlayBackend implements Backend {
       const d = this.ov(dir);
       if (d === null) return -EBADF;
       await this.populate(d);
-      const s = this.newNode(d, this.ns.mknod(dir, name, mode, major, minor, uid, gid));
+      const s = this.newNode(d, name, this.ns.mknod(dir, name, mode, major, minor, uid, gid));
       if (!fail(s) && ((s as Stat).mode & S_IFMT) === S_IFREG) await this.store.truncate((s as Stat).ino, 0);
       return s;
     });
@@ -707,7 +716,7 @@ export class OverlayBackend implements Backend {
       if (d === null || t === null) return -EBADF;
       await this.populate(d);
       const r = this.ns.link(dir, name, target);
-      if (r === 0) { this.touch(d, true); this.touch(t); }
+      if (r === 0) { this.touch(d, [name]); this.touch(t); }
       return r;
     });
   }
@@ -734,7 +743,7 @@ export class OverlayBackend implements Backend {
       const src = await this.prepareName(od, olddir, oldname);
       const dst = await this.prepareName(nd, newdir, newname);
       const r = this.ns.renameat(olddir, oldname, newdir, newname);
-      if (r === 0) { this.touch(od, true); this.touch(nd, true); this.moved(src); this.moved(dst); }
+      if (r === 0) { this.touch(od, [oldname]); this.touch(nd, [newname]); this.moved(src); this.moved(dst); }
       return r;
     });
   }
@@ -744,11 +753,11 @@ export class OverlayBackend implements Backend {
       const ov = this.ov(node), nd = this.ov(newdir);
       if (ov === null || nd === null) return -EBADF;
       const dst = await this.prepareName(nd, newdir, newname);
-      const from = ov.inode.linkDir;
+      const from = ov.inode.linkDir, fromKey = ov.inode.linkKey;
       const r = this.ns.rename(node, newdir, newname);
       if (r === 0) {
-        if (from !== null) { const p = this.byMem.get(from.node); if (p !== undefined) this.touch(p, true); }
-        this.touch(nd, true); this.touch(ov); this.moved(dst);
+        if (from !== null) { const p = this.byMem.get(from.node); if (p !== undefined) this.touch(p, [fromKey]); }
+        this.touch(nd, [newname]); this.touch(ov); this.moved(dst);
       }
       return r;
     });
@@ -765,7 +774,7 @@ export class OverlayBackend implements Backend {
         if (!fail(e)) { this.ns.forget((e as Entry).node); victim = this.byMem.get((e as Entry).node) ?? null; }
       }
       const r = this.ns.unlinkat(dir, name, flags);
-      if (r === 0) { this.touch(d, true); this.moved(victim); }
+      if (r === 0) { this.touch(d, [name]); this.moved(victim); }
       return r;
     });
   }
@@ -775,10 +784,10 @@ export class OverlayBackend implements Backend {
       const ov = this.ov(node);
       if (ov === null) return -EBADF;
       await this.populate(ov);
-      const from = ov.inode.linkDir;
+      const from = ov.inode.linkDir, fromKey = ov.inode.linkKey;
       const r = this.ns.remove(node);
       if (r === 0) {
-        if (from !== null) { const p = this.byMem.get(from.node); if (p !== undefined) this.touch(p, true); }
+        if (from !== null) { const p = this.byMem.get(from.node); if (p !== undefined) this.touch(p, [fromKey]); }
         this.touch(ov);
       }
       return r;
@@ -842,7 +851,7 @@ export class OverlayBackend implements Backend {
     this.fhs.delete(fh);
     const r = this.ns.close(fh);
     if (!f.wrote) { this.release(f.ov); return r; }
-    return this.run(async () => { await this.flush(); this.release(f.ov); return r; });
+    return this.run(async () => { await this.flush(false); this.release(f.ov); return r; });
   }
 
   forget(node: Node): void {
@@ -891,14 +900,15 @@ export class OverlayBackend implements Backend {
     return l;
   }
 
-  /** Write every pending change to the store and make it durable. */
-  flush(): Promise<void> {
-    const p = this.flushing.then(() => this.doFlush());
+  /** Write every pending change to the store; `durable` (default): and sync the store (fsync
+   *  does this; closing a written file writes the journal without syncing, as close(2) does). */
+  flush(durable = true): Promise<void> {
+    const p = this.flushing.then(() => this.doFlush(durable));
     this.flushing = p.catch(() => {});
     return p;
   }
 
-  private async doFlush(): Promise<void> {
+  private async doFlush(durable: boolean): Promise<void> {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const lines: string[] = [];
     const gone: number[] = [];
@@ -909,18 +919,26 @@ export class OverlayBackend implements Backend {
         if (!ov.touched) continue;
         const rec = this.record(ov);
         this.records.set(ov.stable, rec);
-        if (ov.listing && ov.inode.dir !== null) {
+        const prev = this.listings.get(ov.stable);
+        if (ov.listing && ov.inode.dir !== null && prev === undefined) {
+          // the first change of this directory: its complete listing
           const cur = this.listingOf(ov);
-          const prev = this.listings.get(ov.stable);
-          if (prev === undefined) {
-            lines.push(JSON.stringify({ n: { ...rec, e: [...cur] } }));
-          } else {
-            lines.push(JSON.stringify({ n: rec }));
-            for (const [k, id] of cur) if (prev.get(k) !== id) lines.push(JSON.stringify({ a: [ov.stable, k, id] }));
-            for (const k of prev.keys()) if (!cur.has(k)) lines.push(JSON.stringify({ r: [ov.stable, k] }));
-          }
+          lines.push(JSON.stringify({ n: { ...rec, e: [...cur] } }));
           this.listings.set(ov.stable, cur);
-        } else lines.push(JSON.stringify({ n: rec }));
+        } else {
+          lines.push(JSON.stringify({ n: rec }));
+          if (prev !== undefined && ov.pending !== null && ov.inode.dir !== null) {
+            // the changed names only
+            for (const k of ov.pending) {
+              const ent = ov.inode.dir.map.get(k);
+              const c = ent === undefined || ent.inode === null ? undefined : this.byMem.get(ent.inode.node);
+              if (c !== undefined) {
+                if (prev.get(k) !== c.stable) { prev.set(k, c.stable); lines.push(JSON.stringify({ a: [ov.stable, k, c.stable] })); }
+              } else if (prev.delete(k)) lines.push(JSON.stringify({ r: [ov.stable, k] }));
+            }
+          }
+        }
+        ov.pending = null;
       } else if (links === 0) {
         this.listings.delete(ov.stable);
         if (this.records.delete(ov.stable)) lines.push(JSON.stringify({ d: ov.stable }));
@@ -937,7 +955,7 @@ export class OverlayBackend implements Backend {
       this.counters.journalRecords = this.journalLines;
     }
     for (const id of gone) await this.store.remove(id);
-    await this.store.sync();
+    if (durable) await this.store.sync();
     this.counters.flushes++;
     if (this.journalLines > 256 && this.journalLines > 4 * this.liveSize()) await this.compact();
   }

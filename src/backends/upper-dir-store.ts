@@ -63,8 +63,8 @@ export class NodeDirStore implements UpperStore {
     if (fd !== undefined) { this.fds.delete(id); this.fds.set(id, fd); return fd; }
     if (this.fds.size >= MAX_FDS) {
       const [oid, ofd] = this.fds.entries().next().value as [number, number];
-      if (this.unsynced.delete(oid)) fs.fsyncSync(ofd);
-      fs.closeSync(ofd);
+      fs.closeSync(ofd); // still in `unsynced` if written: sync() reopens it
+
       this.fds.delete(oid);
     }
     fd = fs.openSync(path.join(this.data, String(id)), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
@@ -117,7 +117,12 @@ export class NodeDirStore implements UpperStore {
   }
 
   sync(): void {
-    for (const id of this.unsynced) { const fd = this.fds.get(id); if (fd !== undefined) fs.fsyncSync(fd); }
+    for (const id of this.unsynced) {
+      const fd = this.fds.get(id);
+      if (fd !== undefined) { fs.fsyncSync(fd); continue; }
+      const tmp = fs.openSync(path.join(this.data, String(id)), 'r+');
+      try { fs.fsyncSync(tmp); } finally { fs.closeSync(tmp); }
+    }
     this.unsynced.clear();
     if (this.journalFd !== null) fs.fsyncSync(this.journalFd);
   }
