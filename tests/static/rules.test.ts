@@ -68,10 +68,13 @@ describe('core rules', () => {
 
 describe('browser', () => {
   test('the in-memory backend and the device bundle without Node built-ins', () => {
-    const r = buildSync({
-      entryPoints: [join(root, 'src/backends/memory.ts')], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
-    });
-    expect(r.errors).toEqual([]);
+    // the browser backends too: the HTTP image, the overlay and its browser stores
+    for (const f of ['memory', 'http', 'overlay', 'upper-store', 'upper-idb-store']) {
+      const r = buildSync({
+        entryPoints: [join(root, `src/backends/${f}.ts`)], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
+      });
+      expect(r.errors).toEqual([]);
+    }
     const dev = buildSync({
       entryPoints: [join(root, 'src/index.ts')], bundle: true, write: false, platform: 'browser', format: 'esm',
       external: ['node:*'], logLevel: 'silent', metafile: true,
