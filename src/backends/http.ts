@@ -19,7 +19,7 @@ import { O_ACCMODE, O_DIRECTORY, O_RDONLY, O_TRUNC, S_IFMT, S_IFDIR, S_IFLNK } f
 import { EBADF, EINVAL, EIO, EISDIR, ELOOP, ENODATA, ENOENT, ENOTDIR, EROFS, P9Error } from '../errno.js';
 import { parseFsJson, type ImageNode } from './fsjson.js';
 
-type FetchFn = (url: string, init?: { headers?: Record<string, string> }) => Promise<{
+type FetchFn = (url: string, init?: { headers?: Record<string, string>; signal?: AbortSignal }) => Promise<{
   status: number; ok: boolean; arrayBuffer(): Promise<ArrayBuffer>;
 }>;
 
@@ -34,6 +34,8 @@ export interface HttpBackendOptions {
   cacheBytes?: number;
   /** 'auto' (default): Range first, whole blobs if the server ignores it; 'never': whole blobs */
   range?: 'auto' | 'never';
+  /** a blob request that has not completed after this many ms is EIO (default 60000) */
+  timeoutMs?: number;
   /** decompress a `.zst` blob (or a `.zst` index) to `size` bytes; default: the platform's
    *  DecompressionStream('zstd') where it exists (otherwise such reads are EIO) */
   decompress?: (data: Uint8Array, size: number) => Uint8Array | Promise<Uint8Array>;
@@ -82,6 +84,7 @@ export class BlobCache {
   private readonly base: string;
   readonly chunk: number;
   private readonly limit: number;
+  private readonly timeoutMs: number;
   private readonly decompress: (data: Uint8Array, size: number) => Uint8Array | Promise<Uint8Array>;
 
   constructor(opts: HttpBackendOptions) {
@@ -93,6 +96,7 @@ export class BlobCache {
     if (!Number.isSafeInteger(this.chunk) || this.chunk < 4096) throw new Error('HttpBackend: chunkSize must be an integer ≥ 4096');
     this.limit = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.rangeOk = opts.range === 'never' ? false : null;
+    this.timeoutMs = opts.timeoutMs ?? 60000;
     this.decompress = opts.decompress ?? platformDecompress;
   }
 
@@ -149,9 +153,11 @@ export class BlobCache {
 
   private async get(url: string, headers?: Record<string, string>): Promise<{ status: number; body: Uint8Array }> {
     this.counters.fetches++;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
     try {
       const f = this.fetchFn; // called unbound: a browser's fetch refuses any other `this`
-      const r = await f(url, headers ? { headers } : undefined);
+      const r = await f(url, { ...(headers ? { headers } : {}), signal: abort.signal });
       if (r.status !== 200 && r.status !== 206) throw new P9Error(EIO, `HTTP ${r.status} for ${url}`);
       const body = new Uint8Array(await r.arrayBuffer());
       this.counters.bytesFetched += body.length;
@@ -159,6 +165,8 @@ export class BlobCache {
     } catch (e) {
       this.counters.errors++;
       throw e instanceof P9Error ? e : new P9Error(EIO, `fetch ${url}: ${String(e)}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -50,6 +50,8 @@ export interface OverlayOptions {
   store?: UpperStore;
   /** also flush this many ms after a change (default 0: only at fsync, close after write, flush()) */
   autoFlushMs?: number;
+  /** most objects the namespace holds (made or visited); beyond it creating is ENOSPC */
+  maxInodes?: number;
 }
 
 /** A persisted object (one journal record). Names and symlink targets are latin1 strings
@@ -129,6 +131,7 @@ export class OverlayBackend implements Backend {
   readonly lower: Backend;
   readonly store: UpperStore;
   private readonly autoFlushMs: number;
+  private readonly maxInodes: number | undefined;
   /** counters for a page's panel */
   readonly counters = { copyUps: 0, copiedBytes: 0, flushes: 0, journalRecords: 0 };
 
@@ -136,6 +139,7 @@ export class OverlayBackend implements Backend {
     this.lower = opts.lower;
     this.store = opts.store ?? new MemoryUpperStore();
     this.autoFlushMs = opts.autoFlushMs ?? 0;
+    this.maxInodes = opts.maxInodes;
   }
 
   /** Open an overlay: attach the lower root and replay the store's journal. */
@@ -175,7 +179,7 @@ export class OverlayBackend implements Backend {
     this.byMem.clear();
     this.byStable.clear();
     this.dirty.clear();
-    this.ns = new MemoryBackend();
+    this.ns = new MemoryBackend({ maxInodes: this.maxInodes });
     const root = this.ns.attach(new Uint8Array(0), NO_ID) as Inode;
     this.rootNode = root.node;
     const lr = this.lowerRoot;

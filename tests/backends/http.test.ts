@@ -216,6 +216,23 @@ describe('HttpBackend', () => {
     server.range = true;
   });
 
+  test('a server that never answers: EIO after timeoutMs', async () => {
+    const http = await import('node:http');
+    const stall = http.createServer(() => { /* never answers */ });
+    await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+    const port = (stall.address() as import('node:net').AddressInfo).port;
+    try {
+      const doc = JSON.parse(fs.readFileSync(path.join(out, 'fs.json'), 'utf8'));
+      const b = new HttpBackend(doc, { baseUrl: `http://127.0.0.1:${port}/base/`, timeoutMs: 200 });
+      const e = await walk(b, 'a.txt');
+      const fh = await b.open(e.node, 0) as number;
+      await expect(Promise.resolve(b.read(fh, 0, [new Uint8Array(10)]))).rejects.toMatchObject({ errno: EIO });
+    } finally {
+      stall.closeAllConnections();
+      await new Promise<void>((r) => stall.close(() => r()));
+    }
+  });
+
   test('read-only: every change is EROFS', async () => {
     const b = await load();
     const root = await walk(b, '');

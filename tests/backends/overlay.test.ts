@@ -273,6 +273,14 @@ describe('OverlayBackend', () => {
     expect((await p.read('big')).length).toBe(100_000);
   });
 
+  test('maxInodes bounds the namespace: creating beyond it is ENOSPC', async () => {
+    const o = await OverlayBackend.open({ lower: new MemoryBackend(), maxInodes: 5 });
+    const p = new P(o);
+    for (let i = 0; i < 4; i++) await p.create(`f${i}`, 'x');
+    expect(await p.errno(() => p.create('f4', 'x'))).toBe(ENOSPC);
+    expect(await p.ls('')).toEqual(['f0', 'f1', 'f2', 'f3']);
+  });
+
   test('the journal is compacted when it is mostly superseded', async () => {
     const store = new MemoryUpperStore();
     const o = await OverlayBackend.open({ lower: lowerTree(), store });
