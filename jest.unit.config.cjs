@@ -6,6 +6,7 @@ const base = require('./jest.config.cjs');
 const FULL_ONLY = [
   'tests/e2e/',                        // Linux guests under QEMU and in v86
   'tests/attack/',                     // root (ownership, device nodes, setpriv)
+  'tests/browser/',                    // Chromium
   'tests/package/',                    // npm pack + install; diod clients; Chromium
   'tests/soak/',                       // long runs, QEMU's helper
   'tests/clients/diod.test.ts',        // diod's clients

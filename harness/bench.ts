@@ -43,6 +43,18 @@ export const BENCH_BACKENDS: Record<string, BenchBackend> = {
       return { backend, cleanup() { void backend.destroy(); fs.rmSync(dir, { recursive: true, force: true }); } };
     },
   },
+  // OverlayBackend over an empty MemoryBackend, its upper layer in a temp directory
+  overlay: {
+    async: true,
+    make: async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio9p-bench-'));
+      const { OverlayBackend } = await import('../src/backends/overlay.js');
+      const { NodeDirStore } = await import('../src/backends/upper-dir-store.js');
+      const store = new NodeDirStore(dir);
+      const backend = await OverlayBackend.open({ lower: new MemoryBackend(), store });
+      return { backend, cleanup() { store.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+    },
+  },
 };
 
 export interface BenchOptions {

@@ -1,6 +1,6 @@
 /**
- * The `virtio9p` command: demo, serve, helper. A bad flag or value prints one line and exits 2;
- * a failure prints one line and exits 1.
+ * The `virtio9p` command: demo, serve, helper, image. A bad flag or value prints one line and
+ * exits 2; a failure prints one line and exits 1.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +26,7 @@ commands:
   demo     run a short guest session against a device through the virtqueue
   serve    serve a directory as 9P2000.L over a Unix socket, TCP or an inherited descriptor
   helper   the 9p proxy helper (QEMU virtfs-proxy-helper protocol and flags)
+  image    make a v86-format image (fs.json + blobs) of a directory or a tar file
 
 flags:
   -h, --help     show help (also: virtio9p <command> --help)
@@ -88,6 +89,15 @@ limits (what one client can make the server hold; BYTES takes K, M or G):
   --memory-capacity BYTES  memory backend: file data, xattrs, hard links (ENOSPC; statfs; default 256M)
   --memory-files N         memory backend: files, directories and links (ENOSPC; default 65536)
   -h, --help           show this help`,
+  image: `usage: virtio9p image DIR|TAR --out OUT
+
+Writes OUT/fs.json (v86's 9P image index, version 3) and OUT/base/<sha256 prefix>.bin, the
+format of v86's tools/fs2json.py and tools/copy-to-sha256.py: serve OUT over HTTP and open it
+with HttpBackend (or v86's basefs/baseurl).
+
+flags:
+  --out OUT    the output directory (made if missing)
+  -h, --help   show this help`,
 };
 
 /** A count, or a byte size with an optional K/M/G (×1024) suffix, within [min, max]. */
@@ -221,6 +231,18 @@ async function main(argv: string[]): Promise<number> {
         'max-xattr-bytes', 'memory-capacity', 'memory-files'], 1);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
+    }
+    case 'image': {
+      const src = rest[0] !== undefined && !rest[0].startsWith('-') ? rest[0] : undefined;
+      const f = parseFlags(src === undefined ? rest : rest.slice(1), [], ['out']);
+      if (f.has('help')) { console.log(HELP.image); return 0; }
+      if (src === undefined) throw new UsageError('image needs a source DIR or TAR');
+      if (!f.has('out')) throw new UsageError('image needs --out OUT');
+      if (!fs.existsSync(src)) throw new UsageError(`'${src}' does not exist`);
+      const { buildImage } = await import('./image.js');
+      const r = buildImage(src, f.get('out')!);
+      console.log(`virtio9p: ${r.files} files, ${r.blobs} blobs (${r.bytes} bytes) in ${f.get('out')}`);
+      return 0;
     }
     case 'demo': {
       const f = parseFlags(rest, [], ['backend']);

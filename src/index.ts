@@ -21,3 +21,7 @@ export * as errno from './errno.js';
 export { ABI_VERSION, STATUS } from './wasm/abi.js';
 export { V86Handle9p, type V86Handle9pOptions } from './adapters/v86-handle9p.js';
 export { V86Virtio9p, type V86Virtio9pOptions } from './adapters/v86-pci.js';
+export { HttpBackend, type HttpBackendOptions, type HttpCounters } from './backends/http.js';
+export { OverlayBackend, type OverlayOptions } from './backends/overlay.js';
+export { MemoryUpperStore, type UpperStore } from './backends/upper-store.js';
+export { IndexedDbStore, type IndexedDbStoreOptions } from './backends/upper-idb-store.js';

@@ -931,6 +931,14 @@ export class MemoryBackend implements Backend {
     if (i.refs === 0) this.maybeFree(i);
   }
 
+  /** A new reference to an object known by its Inode (given back with forget): for wrappers
+   *  that keep Inode objects of their own (the overlay), e.g. to link an unreferenced object. */
+  hold(i: Inode): Node {
+    if (this.nodes.get(i.ino) !== i) return -EBADF;
+    i.refs++;
+    return i.node;
+  }
+
   // ---- host-side seeding and inspection (paths relative to the root, '/'-separated) ---------
 
   /** Number of live inodes (root included). */

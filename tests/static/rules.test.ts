@@ -68,11 +68,14 @@ describe('core rules', () => {
 });
 
 describe('browser', () => {
-  test('the in-memory backend bundles without Node built-ins', () => {
-    const r = buildSync({
-      entryPoints: [join(root, 'src/backends/memory.ts')], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
-    });
-    expect(r.errors).toEqual([]);
+  test('the in-memory and browser backends bundle without Node built-ins', () => {
+    // the HTTP image, the overlay and its browser stores, the security models
+    for (const f of ['memory', 'http', 'overlay', 'upper-store', 'upper-idb-store', 'security']) {
+      const r = buildSync({
+        entryPoints: [join(root, `src/backends/${f}.ts`)], bundle: true, write: false, platform: 'neutral', format: 'esm', logLevel: 'silent',
+      });
+      expect(r.errors).toEqual([]);
+    }
   });
 
   test('the browser build of the package entries has no Node built-ins, no WASI and no externals', async () => {
