@@ -18,3 +18,5 @@ export { runHelper, HELPER_USAGE } from './helper/main.js';
 export { HelperServer } from './helper/server.js';
 export { AccessBackend, hostGroups, permits, NOBODY, type AccessOptions } from './backends/access.js';
 export { HelperNotRunnable, checkHelper } from './backends/proxy/client.js';
+export { NodeDirStore } from './backends/upper-dir-store.js';
+export { buildImage } from './image.js';
