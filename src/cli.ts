@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { P9Server, parseListen } from './serve.js';
+import { MAX_MAX_FIDS } from './device.js';
 import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
 import { runHelper, HELPER_USAGE } from './helper/main.js';
 
@@ -55,6 +56,9 @@ flags:
   --helper-socket PATH proxy: use a helper already listening on PATH instead of launching one
   --listen SPEC        unix:PATH | tcp:HOST:PORT | fd:N (default: unix:<tmpdir>/virtio9p-<pid>.sock)
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
+  --max-fids N         fids one connection may hold (default 1048576; 1..16777216); past it the
+                       request that would add one gets EMFILE (a cache=loose mount keeps a fid
+                       per cached dentry)
   --readonly           refuse every change (EROFS)
   -h, --help           show this help`,
   bench: `usage: virtio9p bench [--json] [--quick] [--backend KIND] [--runs N] [--only a,b,..] [--no-v86] [--copy-mode]
@@ -120,12 +124,17 @@ async function serve(f: Map<string, string>): Promise<number> {
     msize = Number(f.get('msize'));
     if (!Number.isInteger(msize) || msize < 4096 || msize > 4 << 20) throw new UsageError(`bad --msize '${f.get('msize')}' (want 4096..4194304)`);
   }
+  let maxFids: number | undefined;
+  if (f.has('max-fids')) {
+    maxFids = Number(f.get('max-fids'));
+    if (!Number.isInteger(maxFids) || maxFids < 1 || maxFids > MAX_MAX_FIDS) throw new UsageError(`bad --max-fids '${f.get('max-fids')}' (want 1..${MAX_MAX_FIDS})`);
+  }
   let listen;
   try { listen = parseListen(f.get('listen') ?? `unix:${path.join(os.tmpdir(), `virtio9p-${process.pid}.sock`)}`); }
   catch (e) { throw new UsageError((e as Error).message); }
   if ((f.has('helper') || f.has('helper-socket')) && kind !== 'proxy') throw new UsageError('--helper and --helper-socket need --backend proxy');
   const backend = await makeBackend(kind, path.resolve(exp), { readonly: f.has('readonly'), helper: f.get('helper'), helperSocket: f.get('helper-socket') });
-  const server = await P9Server.start({ backend, listen, msize, log: (l) => console.error(`virtio9p: ${l}`) });
+  const server = await P9Server.start({ backend, listen, msize, maxFids, log: (l) => console.error(`virtio9p: ${l}`) });
   console.log(`virtio9p: serving ${path.resolve(exp)} (${kind}${f.has('readonly') ? ', read-only' : ''}) on ${server.address}`);
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -151,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
       return runHelper(rest);
     }
     case 'serve': {
-      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket']);
+      const f = parse(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'max-fids', 'helper', 'helper-socket']);
       if (f.has('help')) { console.log(HELP.serve); return 0; }
       return serve(f);
     }

@@ -38,6 +38,8 @@ export interface ServeOptions {
    *  default max(bufferSize / 8, 4 × (msize + 16 KiB)). A client that stops reading its
    *  replies stops being read at this point, and the others keep their share. */
   connectionBuffer?: number;
+  /** fids one connection may hold (DeviceOptions.maxFids; default 1,048,576): past it EMFILE */
+  maxFids?: number;
   log?: (line: string) => void;
 }
 
@@ -88,7 +90,7 @@ export class P9Server {
   }
 
   static async start(opts: ServeOptions): Promise<P9Server> {
-    const device = await Virtio9pDevice.create({ backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20 });
+    const device = await Virtio9pDevice.create({ backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20, maxFids: opts.maxFids });
     const srv = new P9Server(device, opts);
     await srv.listen();
     return srv;
@@ -197,8 +199,8 @@ export class P9Server {
 
   /** Submit the connection's complete frames, as far as slots and reply space allow. */
   private pump(c: Conn): void {
-    const ram = this.device.ram;
     while (c.backlog.length && !c.closed) {
+      const ram = this.device.ram; // afresh: a submit may grow the memory (fid tables)
       const f = c.backlog[0];
       const type = ram[f.req + 4];
       const u32 = (o: number) => (ram[f.req + o] | (ram[f.req + o + 1] << 8) | (ram[f.req + o + 2] << 16) | (ram[f.req + o + 3] << 24)) >>> 0;

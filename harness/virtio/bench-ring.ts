@@ -23,8 +23,16 @@ const RLERROR = 7;
 export class BenchError extends Error {}
 
 export class BenchRing {
-  readonly ram: Uint8Array;
-  readonly dv: DataView;
+  private ramv: Uint8Array;
+  private dvv: DataView;
+  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
+   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
+  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
+  get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  private remap(): void {
+    this.ramv = this.port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+  }
   readonly size: number;
   readonly desc = 0x1000;
   readonly avail: number;
@@ -50,8 +58,8 @@ export class BenchRing {
   private wake: (() => void) | null = null;
 
   constructor(private port: DevicePort, opts: { queueSize?: number; dataSize?: number; slots?: number; allowAsync?: boolean } = {}) {
-    this.ram = port.ram;
-    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    this.ramv = port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
     this.size = opts.queueSize ?? 256;
     this.slots = opts.slots ?? 8;
     this.allowAsync = opts.allowAsync ?? false;

@@ -22,8 +22,16 @@ interface Pending { out: Uint8Array[]; inLens: number[]; resolve: (r: RequestRes
 interface Buf { ndesc: number; allocs: number[]; ins: { addr: number; len: number }[]; resolve: (r: RequestResult) => void }
 
 export class PackedDriver {
-  readonly ram: Uint8Array;
-  private dv: DataView;
+  private ramv: Uint8Array;
+  private dvv: DataView;
+  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
+   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
+  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
+  private get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  private remap(): void {
+    this.ramv = this.port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+  }
   readonly size: number;
   readonly ringAddr: number;
   readonly driverEvent: number;
@@ -42,8 +50,8 @@ export class PackedDriver {
   private pumping = false;
 
   constructor(private port: DevicePort, opts: PackedDriverOptions = {}) {
-    this.ram = port.ram;
-    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    this.ramv = port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
     this.size = opts.queueSize ?? 128;
     this.pageSize = opts.pageSize ?? 4096;
     const want = VIRTIO_F_VERSION_1 | VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_RING_PACKED | (opts.indirect ?? true ? VIRTIO_F_INDIRECT_DESC : 0n);

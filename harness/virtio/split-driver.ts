@@ -163,8 +163,16 @@ export class ArenaAllocator {
 
 export class SplitDriver {
   readonly port: DevicePort;
-  readonly ram: Uint8Array;
-  readonly dv: DataView;
+  private ramv: Uint8Array;
+  private dvv: DataView;
+  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
+   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
+  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
+  get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  private remap(): void {
+    this.ramv = this.port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+  }
   readonly queueSize: number;
   readonly pageSize: number;
   /** negotiated feature bits */
@@ -203,8 +211,8 @@ export class SplitDriver {
 
   constructor(port: DevicePort, opts: SplitDriverOptions = {}) {
     this.port = port;
-    this.ram = port.ram;
-    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    this.ramv = port.ram;
+    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
     const N = opts.queueSize ?? 128;
     if (!Number.isInteger(N) || N < 1 || N > 32768 || (N & (N - 1)) !== 0) {
       throw new Error(`queueSize must be a power of two in [1, 32768], got ${N}`);

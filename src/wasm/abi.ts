@@ -4,7 +4,7 @@
  * wasi_snapshot_preview1 `fd_write`/`proc_exit` for abort; it exports the functions below.
  * tests/abi.test.ts and harness/check-abi.mjs compare the module against these lists.
  */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
@@ -40,6 +40,10 @@ export interface CoreExports {
   saveState(): number;
   loadState(): number;
   inflight(): number;
+  setFidLimit(n: number): void;
+  maxSessions(): number;
+  fidTablePtr(session: number): number;
+  fidTableBytes(session: number): number;
 }
 
 export const EXPORTS = [
@@ -47,7 +51,8 @@ export const EXPORTS = [
   'status', 'driverFeatures', 'offerFeatures', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
   'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
   'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
-  'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight',
+  'maxSlots', 'slotOut', 'saveState', 'loadState', 'inflight', 'setFidLimit', 'maxSessions',
+  'fidTablePtr', 'fidTableBytes',
 ] as const;
 
 /** backend.* imports, in the seed's FileOperations spirit (WASI conventions). */

@@ -12,7 +12,7 @@ describe('virtio9p CLI', () => {
     for (const c of ['demo', 'serve', 'bench']) expect(h.stdout).toContain(c);
     const s = run('serve', '--help');
     expect(s.status).toBe(0);
-    for (const f of ['--export', '--backend', '--listen', '--msize', '--readonly']) expect(s.stdout).toContain(f);
+    for (const f of ['--export', '--backend', '--listen', '--msize', '--max-fids', '--readonly']) expect(s.stdout).toContain(f);
     expect(run('bench', '--help').stdout).toContain('--json');
     expect(run('demo', '--help').status).toBe(0);
   });
@@ -23,6 +23,9 @@ describe('virtio9p CLI', () => {
     [['serve', '--export', '/definitely/not/here'], /export directory '\/definitely\/not\/here' does not exist/],
     [['serve', '--export', '.', '--backend', 'zfs'], /bad --backend 'zfs'/],
     [['serve', '--export', '.', '--msize', '12'], /bad --msize '12'/],
+    [['serve', '--export', '.', '--max-fids', '0'], /bad --max-fids '0' \(want 1\.\.16777216\)/],
+    [['serve', '--export', '.', '--max-fids', '1.5'], /bad --max-fids '1\.5'/],
+    [['serve', '--export', '.', '--max-fids', '16777217'], /bad --max-fids '16777217'/],
     [['serve', '--export', '.', '--listen', 'udp:1'], /bad --listen 'udp:1'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['bench', '--json=1'], /flag --json takes no value/],
