@@ -115,15 +115,16 @@ export class Virtio9pDevice {
   /** copy mode: the device works on a shadow of the VMM's RAM (DeviceOptions.guestRam) */
   readonly copyMode: boolean;
   private ex!: CoreExports;
-  private u8v!: Uint8Array;
-  private dvv!: DataView;
+  private u8!: Uint8Array;
+  private dv!: DataView;
   private listeners: ((kind: number) => void)[] = [];
   private xattrs = new Map<number, XattrBuf>();
   private nextXattr = 1;
   private locks = new LockTable();
   private replies = new Map<number, (len: number) => void>();
   private nextToken = 1;
-  private windowv: Uint8Array;
+  private window: Uint8Array;
+  private growListeners: (() => void)[] = [];
   private vmmRam: (() => Uint8Array) | null;
   private onGuestWrite: ((gpa: number, len: number) => void) | null;
   private memory: WebAssembly.Memory;
@@ -137,9 +138,9 @@ export class Virtio9pDevice {
     this.guestBase = base;
     this.guestSize = size;
     this.memory = memory;
-    this.u8v = new Uint8Array(memory.buffer);
-    this.dvv = new DataView(memory.buffer);
-    this.windowv = this.u8v.subarray(base, base + size);
+    this.u8 = new Uint8Array(memory.buffer);
+    this.dv = new DataView(memory.buffer);
+    this.window = this.u8.subarray(base, base + size);
     const g = opts.guestRam;
     this.vmmRam = g === undefined ? null : typeof g === 'function' ? g : () => g;
     this.copyMode = this.vmmRam !== null;
@@ -150,18 +151,21 @@ export class Virtio9pDevice {
   }
 
   /** Guest RAM: guest physical address 0 is ram[0] (in copy mode, the VMM's own buffer). When
-   *  the device owns it, take it afresh after calls into the device: the core grows the memory
-   *  for large fid tables, which replaces a non-shared memory's ArrayBuffer. */
+   *  it is in the module's memory, a view of it is valid until the memory grows: the core grows
+   *  it for large fid tables, which detaches a non-shared memory's ArrayBuffer — take the view
+   *  again then (`onMemoryGrow`). */
   get ram(): Uint8Array { return this.vmmRam ? this.vmmRam() : this.window; }
 
-  // Views of the module memory, re-taken when memory.grow (fid tables) detached the old buffer.
-  private get u8(): Uint8Array { if (this.u8v.byteLength === 0) this.remap(); return this.u8v; }
-  private get dv(): DataView { if (this.u8v.byteLength === 0) this.remap(); return this.dvv; }
-  private get window(): Uint8Array { if (this.u8v.byteLength === 0) this.remap(); return this.windowv; }
-  private remap(): void {
-    this.u8v = new Uint8Array(this.memory.buffer);
-    this.dvv = new DataView(this.memory.buffer);
-    this.windowv = this.u8v.subarray(this.guestBase, this.guestBase + this.guestSize);
+  /** Called (synchronously, inside the call into the device that grew it) after the core grew
+   *  the module memory; views of `ram` or of the memory taken before are stale from then on. */
+  onMemoryGrow(cb: () => void): void { this.growListeners.push(cb); }
+
+  /** The core grew the memory: re-take the glue's views, then tell the listeners. */
+  private grew(): void {
+    this.u8 = new Uint8Array(this.memory.buffer);
+    this.dv = new DataView(this.memory.buffer);
+    this.window = this.u8.subarray(this.guestBase, this.guestBase + this.guestSize);
+    for (const l of this.growListeners) l();
   }
 
   /** Copy mode: the core reads [gpa, gpa+len) next — bring it into the window. The core only
@@ -188,7 +192,7 @@ export class Virtio9pDevice {
       ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
       : new WebAssembly.Memory({ initial: 256 });
     const none = () => 0;
-    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none, copyIn: none, copyOut: none }, backend: new Proxy({}, { get: () => none }) });
+    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none, copyIn: none, copyOut: none, grew: none }, backend: new Proxy({}, { get: () => none }) });
     return Math.ceil(ex.coreEnd() / PAGE) * PAGE;
   }
 
@@ -512,6 +516,7 @@ export class Virtio9pDevice {
       },
       copyIn: (gpa: number, len: number) => d().copyIn(gpa >>> 0, len >>> 0),
       copyOut: (gpa: number, len: number) => d().copyOut(gpa >>> 0, len >>> 0),
+      grew: () => d().grew(),
     };
     const backend = {
       attach: (slot: number, a: number, al: number, uid: number, out: number) =>

@@ -20,6 +20,7 @@
 // Module memory never shrinks, so the heap holds at most what the largest tables held at
 // once: each session's table is bounded by the fid limit.
 import * as E from "./errno";
+import { hostGrew } from "../host";
 import { SESSION_BASE, SESSION_SIZE, SESSION_HDR_SIZE, INLINE_FIDS, FID_ENTRY_SIZE, MAX_SESSIONS, DEFAULT_FID_LIMIT, MAX_FID_LIMIT } from "../layout";
 
 export const FID_OPEN: u32 = 1;
@@ -185,6 +186,7 @@ function heapAlloc(bytes: usize): usize {
   }
   let old = memory.grow(<i32>(bytes >> 16));
   if (old < 0) return 0;
+  hostGrew();
   return <usize>old << 16;
 }
 

@@ -23,15 +23,13 @@ const RLERROR = 7;
 export class BenchError extends Error {}
 
 export class BenchRing {
-  private ramv: Uint8Array;
-  private dvv: DataView;
-  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
-   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
-  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
-  get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  ram: Uint8Array;
+  dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
   private remap(): void {
-    this.ramv = this.port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
   }
   readonly size: number;
   readonly desc = 0x1000;
@@ -58,8 +56,9 @@ export class BenchRing {
   private wake: (() => void) | null = null;
 
   constructor(private port: DevicePort, opts: { queueSize?: number; dataSize?: number; slots?: number; allowAsync?: boolean } = {}) {
-    this.ramv = port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     this.size = opts.queueSize ?? 256;
     this.slots = opts.slots ?? 8;
     this.allowAsync = opts.allowAsync ?? false;

@@ -22,15 +22,13 @@ interface Pending { out: Uint8Array[]; inLens: number[]; resolve: (r: RequestRes
 interface Buf { ndesc: number; allocs: number[]; ins: { addr: number; len: number }[]; resolve: (r: RequestResult) => void }
 
 export class PackedDriver {
-  private ramv: Uint8Array;
-  private dvv: DataView;
-  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
-   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
-  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
-  private get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  ram: Uint8Array;
+  private dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
   private remap(): void {
-    this.ramv = this.port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
   }
   readonly size: number;
   readonly ringAddr: number;
@@ -50,8 +48,9 @@ export class PackedDriver {
   private pumping = false;
 
   constructor(private port: DevicePort, opts: PackedDriverOptions = {}) {
-    this.ramv = port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     this.size = opts.queueSize ?? 128;
     this.pageSize = opts.pageSize ?? 4096;
     const want = VIRTIO_F_VERSION_1 | VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_RING_PACKED | (opts.indirect ?? true ? VIRTIO_F_INDIRECT_DESC : 0n);

@@ -163,15 +163,13 @@ export class ArenaAllocator {
 
 export class SplitDriver {
   readonly port: DevicePort;
-  private ramv: Uint8Array;
-  private dvv: DataView;
-  /** guest RAM and a view of it, re-taken from the port when the device's memory grew (large
-   *  fid tables: memory.grow replaces a non-shared memory's buffer) */
-  get ram(): Uint8Array { if (this.ramv.byteLength === 0) this.remap(); return this.ramv; }
-  get dv(): DataView { if (this.ramv.byteLength === 0) this.remap(); return this.dvv; }
+  ram: Uint8Array;
+  dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
   private remap(): void {
-    this.ramv = this.port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
   }
   readonly queueSize: number;
   readonly pageSize: number;
@@ -211,8 +209,9 @@ export class SplitDriver {
 
   constructor(port: DevicePort, opts: SplitDriverOptions = {}) {
     this.port = port;
-    this.ramv = port.ram;
-    this.dvv = new DataView(this.ramv.buffer, this.ramv.byteOffset, this.ramv.byteLength);
+    this.ram = port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     const N = opts.queueSize ?? 128;
     if (!Number.isInteger(N) || N < 1 || N > 32768 || (N & (N - 1)) !== 0) {
       throw new Error(`queueSize must be a power of two in [1, 32768], got ${N}`);

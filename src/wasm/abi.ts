@@ -63,7 +63,7 @@ export const BACKEND_IMPORTS = [
 ] as const;
 
 export const IMPORTS = [
-  'env.memory', 'device.interrupt', 'device.reply', 'device.copyIn', 'device.copyOut', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
+  'env.memory', 'device.interrupt', 'device.reply', 'device.copyIn', 'device.copyOut', 'device.grew', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
 ];
 /** Only the debug build (assertions on) imports these. */
 export const DEBUG_IMPORTS = ['wasi_snapshot_preview1.fd_write', 'wasi_snapshot_preview1.proc_exit'];
