@@ -649,11 +649,11 @@ export class Virtio9pDevice {
 
   private readdir(slot: number, fh: number, cookie: number, nameBuf: number): number {
     const ex = this.ex;
-    const u8 = this.u8;
+    const dev = this; // this.u8, not a copy: an asynchronous readdir may push after the memory grew
     const sink: DirSink = {
       push(ino, next, dtype, name) {
         if (name.length > 4096) return true; // not representable here: skip it
-        u8.set(name, nameBuf);
+        dev.u8.set(name, nameBuf);
         return ex.dirent(slot, ino, next, dtype, name.length) === 1;
       },
     };
