@@ -12,7 +12,7 @@ import * as server from "./p9/server";
 import { raise } from "./irq";
 import { bump, C_MALFORMED_CHAINS, C_NEEDS_RESET, C_STALLS } from "./counters";
 import { MAX_SLOTS, MAX_SESSIONS, MAX_QUEUE_SIZE } from "./layout";
-import { sessionPtr } from "./p9/fids";
+import { sessionPtr, fidInit } from "./p9/fids";
 
 export const VIRTIO_9P_F_MOUNT_TAG: u64 = 1 << 0;
 export const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
@@ -121,7 +121,10 @@ function orphansLeft(): bool {
 }
 
 export function initSessions(): void {
-  for (let i = 0; i < MAX_SESSIONS; i++) store<u32>(sessionPtr(<u32>i), MAX_MSIZE);
+  for (let i = 0; i < MAX_SESSIONS; i++) {
+    store<u32>(sessionPtr(<u32>i), MAX_MSIZE);
+    fidInit(sessionPtr(<u32>i));
+  }
 }
 
 function needsReset(): void {

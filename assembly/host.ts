@@ -32,6 +32,11 @@ export declare function hostCopyIn(gpa: u32, len: u32): void;
 // @ts-ignore: decorator
 @external("device", "copyOut")
 export declare function hostCopyOut(gpa: u32, len: u32): void;
+/** The core grew the memory (a fid table doubled): a non-shared memory's old ArrayBuffer is
+ *  detached, so the host re-takes its views now, before anything reads them. */
+// @ts-ignore: decorator
+@external("device", "grew")
+export declare function hostGrew(): void;
 
 // @ts-ignore: decorator
 @external("backend", "attach")

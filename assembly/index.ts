@@ -9,8 +9,10 @@ import { clearCounters } from "./counters";
 import { slotPtr, outPtr, OFF_SESSION } from "./slots";
 import * as stream from "./stream";
 import * as transport from "./transport";
+import * as fids from "./p9/fids";
+import { MAX_SESSIONS } from "./layout";
 
-const ABI_VERSION: i32 = 4;
+const ABI_VERSION: i32 = 5;
 
 export function abiVersion(): i32 { return ABI_VERSION; }
 
@@ -85,8 +87,17 @@ export function slotSession(i: i32): i32 {
 export function slotOut(i: i32): usize { return outPtr(slotPtr(i)); }
 
 // ── snapshot and restore (state.ts) ──
+/** Fids one session may hold (1..16,777,216); past it, requests that add one get EMFILE. */
+export function setFidLimit(n: u32): void { fids.setFidLimit(n); }
+export function maxSessions(): i32 { return MAX_SESSIONS; }
+/** A session's fid table when it grew out of its first area (into the fid heap, past guest
+ *  RAM): its address and bytes; 0 bytes for a table still inside [0, coreEnd). A snapshot
+ *  saves these bytes; after loadState the host writes them back at the new fidTablePtr. */
+export function fidTablePtr(session: i32): usize { return session < 0 || session >= MAX_SESSIONS ? 0 : fids.fidTablePtr(<u32>session); }
+export function fidTableBytes(session: i32): usize { return session < 0 || session >= MAX_SESSIONS ? 0 : fids.fidTableBytes(<u32>session); }
+
 /** Write the module's globals into its state block (inside [0, coreEnd)); returns its address.
- *  The snapshot is then the memory image [0, coreEnd). Only when no request is in flight. */
+ *  The snapshot is then the memory image [0, coreEnd) and the grown fid tables. Only when no request is in flight. */
 export function saveState(): usize { return state.saveState(); }
 /** After the host wrote a memory image back: reload the globals. 1 = ok, 0 = not a state. */
 export function loadState(): i32 { return state.loadState() ? 1 : 0; }

@@ -4,10 +4,11 @@
 //   0 ........ __heap_base   AssemblyScript static data (constants, message table strings)
 //   CORE_BASE                 counters          COUNTERS_SIZE
 //   QUEUE_BASE                queue states      MAX_QUEUES × QUEUE_SIZE
-//   SESSION_BASE              sessions          MAX_SESSIONS × SESSION_SIZE (fid tables inside)
+//   SESSION_BASE              sessions          MAX_SESSIONS × SESSION_SIZE (first fid tables inside)
 //   SLOT_BASE                 request slots     MAX_SLOTS × SLOT_SIZE
 //   REPLY_BASE                reply scratch     REPLY_SIZE (encode, then scatter into the guest)
 //   CORE_END                  ── the host places guest RAM at or after this (64 KiB aligned)
+//   (end of memory)           the fid heap: tables past INLINE_FIDS, taken with memory.grow
 
 export const MAX_QUEUES: i32 = 1;
 export const MAX_QUEUE_SIZE: u32 = 1024;
@@ -16,8 +17,11 @@ export const MAX_QUEUE_SIZE: u32 = 1024;
 export const MAX_SLOTS: i32 = 256;
 /** Sessions: 0 is the virtio device's; stream connections use the others. */
 export const MAX_SESSIONS: i32 = 64;
-/** Fids per session (open addressing, power of two). */
-export const MAX_FIDS: i32 = 4096;
+/** Entries of each session's first fid table (power of two); tables double from there. */
+export const INLINE_FIDS: i32 = 1024;
+/** Fids a session may hold unless the host sets a limit (setFidLimit), and the most it may set. */
+export const DEFAULT_FID_LIMIT: u32 = 1 << 20;
+export const MAX_FID_LIMIT: u32 = 1 << 24;
 
 /** Largest T-message the core gathers (everything but a Twrite's payload). */
 export const MSG_SIZE: i32 = 8192;
@@ -44,7 +48,7 @@ export const COUNTERS_SIZE: i32 = 4096;
 export const QUEUE_SIZE: i32 = 128;
 export const FID_ENTRY_SIZE: i32 = 32;
 export const SESSION_HDR_SIZE: i32 = 64;
-export const SESSION_SIZE: i32 = SESSION_HDR_SIZE + MAX_FIDS * FID_ENTRY_SIZE;
+export const SESSION_SIZE: i32 = SESSION_HDR_SIZE + INLINE_FIDS * FID_ENTRY_SIZE;
 export const REPLY_SIZE: i32 = 65536;
 
 export const CORE_BASE: usize = (__heap_base + 15) & ~(<usize>15);

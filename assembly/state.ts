@@ -1,6 +1,7 @@
 // Snapshot and restore of the device (for VMMs that save state). The core's state is its
-// linear memory below CORE_END (static data, counters, queues, sessions with their fid tables,
-// slots) plus the module-level globals, which the host cannot read: `saveState` writes them
+// linear memory below CORE_END (static data, counters, queues, sessions with their first fid
+// tables, slots) plus the module-level globals, plus the fid tables that grew into the fid heap
+// (past guest RAM: the host saves them apart, see fidTablePtr in index.ts), which the host cannot read: `saveState` writes them
 // into STATE (static data, so it travels with the memory image) and `loadState` reads them
 // back after the host has put a memory image in place. Every module-level `let` of the core is
 // listed here or marked transient where it is declared (tests/static checks this).
@@ -9,6 +10,7 @@ import { saveDevice, loadDevice } from "./device";
 import { saveTransport, loadTransport } from "./transport";
 import { saveSlots, loadSlots } from "./slots";
 import { saveIrq, loadIrq } from "./irq";
+import { saveFids, loadFids } from "./p9/fids";
 
 export const STATE_SIZE: i32 = 256;
 const STATE = memory.data(STATE_SIZE);
@@ -24,6 +26,7 @@ export function saveState(): usize {
   p = saveTransport(p);
   p = saveSlots(p);
   p = saveIrq(p);
+  p = saveFids(p);
   return STATE;
 }
 
@@ -38,5 +41,6 @@ export function loadState(): bool {
   p = loadTransport(p);
   p = loadSlots(p);
   p = loadIrq(p);
+  p = loadFids(p);
   return true;
 }

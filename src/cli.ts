@@ -8,6 +8,7 @@ import path from 'node:path';
 import { runDemoOn } from './demo-node.js';
 import { P9Server } from './serve.js';
 import { parseListen, prepareListen, listenError } from './listen.js';
+import { MAX_MAX_FIDS } from './device.js';
 import { makeBackend, BACKENDS, type BackendKind } from './backends/make.js';
 import { runHelper, HELPER_USAGE } from './helper/main.js';
 import { parseFlags, runMain, UsageError } from './args.js';
@@ -74,6 +75,9 @@ flags:
                        (default: unix:<tmpdir>/virtio9p-<pid>.sock); a socket file left by a
                        server that is gone is replaced
   --msize N            the largest msize offered (default 1052672; 4096..4194304)
+  --max-fids N         fids one connection may hold (default 1048576; 1..16777216); past it the
+                       request that would add one gets EMFILE (a cache=loose mount keeps a fid
+                       per cached dentry)
   --readonly           refuse every change (EROFS)
 
 limits (what one client can make the server hold; BYTES takes K, M or G):
@@ -149,6 +153,11 @@ async function serve(f: Map<string, string>): Promise<number> {
     msize = Number(f.get('msize'));
     if (!Number.isInteger(msize) || msize < 4096 || msize > 4 << 20) throw new UsageError(`bad --msize '${f.get('msize')}' (want 4096..4194304)`);
   }
+  let maxFids: number | undefined;
+  if (f.has('max-fids')) {
+    maxFids = Number(f.get('max-fids'));
+    if (!Number.isInteger(maxFids) || maxFids < 1 || maxFids > MAX_MAX_FIDS) throw new UsageError(`bad --max-fids '${f.get('max-fids')}' (want 1..${MAX_MAX_FIDS})`);
+  }
   let listen;
   try { listen = parseListen(f.get('listen') ?? `unix:${path.join(os.tmpdir(), `virtio9p-${process.pid}.sock`)}`); }
   catch (e) { throw new UsageError((e as Error).message); }
@@ -192,7 +201,7 @@ async function serve(f: Map<string, string>): Promise<number> {
     throw e;
   }
   let server: P9Server;
-  try { server = await P9Server.start({ backend, listen, msize, ...lim.serve, log }); } catch (e) {
+  try { server = await P9Server.start({ backend, listen, msize, maxFids, ...lim.serve, log }); } catch (e) {
     await Promise.resolve((backend as { destroy?: () => unknown }).destroy?.()).catch(() => {});
     throw (e as NodeJS.ErrnoException).syscall === 'listen' || (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? listenError(listen, e as NodeJS.ErrnoException) : e;
   }
@@ -226,7 +235,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'serve': {
       const f = parseFlags(rest, ['readonly'], ['export', 'backend', 'listen', 'msize', 'helper', 'helper-socket',
-        'security-model', 'fmode', 'dmode', 'access', 'squash',
+        'security-model', 'max-fids', 'fmode', 'dmode', 'access', 'squash',
         'max-connections', 'attach-timeout', 'idle-timeout', 'frame-timeout', 'connection-buffer', 'max-open',
         'max-xattr-bytes', 'memory-capacity', 'memory-files'], 1);
       if (f.has('help')) { console.log(HELP.serve); return 0; }

@@ -10,9 +10,10 @@ import { toErrno, P9Error, EBADF, EBUSY, EINVAL, EMFILE, ENOMEM, ENOSPC, ERANGE 
 import { LockTable, LOCK_BLOCKED } from './locks.js';
 
 const PAGE = 65536;
-/** snapshot format: magic, version, header length, JSON header, core pages, backend state */
+/** snapshot format: magic, version, header length, JSON header, core pages, grown fid tables,
+ *  backend state */
 const SNAP_MAGIC = 0x53503956; // "V9PS"
-const SNAP_VERSION = 1;
+const SNAP_VERSION = 2;
 const SNAP_PAGE = 4096;
 const backendIds = new WeakMap<object, number>();
 let nextBackendId = 1;
@@ -26,6 +27,8 @@ function backendId(b: object): number {
 interface SnapshotHeader {
   abi: number; coreEnd: number; guestSize: number; copyMode: boolean; tag: number[];
   pages: number; backendBytes: number; backendId: number | null;
+  /** fid tables that grew into the fid heap: their bytes follow the pages, in this order */
+  fidTables: { session: number; bytes: number }[];
   nextXattr: number; xattrs: { h: number; node: number; name: number[]; flags: number; data: number[]; extent: number; write: boolean; session?: number }[];
   /** open backend handles and the session holding each */
   fhs?: [number, number][];
@@ -34,6 +37,9 @@ interface SnapshotHeader {
 const TWO32 = 4294967296;
 /** xattr buffers live in the glue; their handles have this bit (backend Fh must be < 2^30). */
 const XATTR_FH = 0x40000000;
+/** Fids one session may hold by default (DeviceOptions.maxFids), and the most it may be set to. */
+export const DEFAULT_MAX_FIDS = 1048576;
+export const MAX_MAX_FIDS = 16777216;
 
 export interface DeviceOptions {
   backend: Backend;
@@ -81,6 +87,16 @@ export interface DeviceOptions {
    *  Txattrwalk values being read): beyond it Txattrcreate answers ENOSPC and Txattrwalk
    *  ENOMEM. Default 1 MiB. */
   maxXattrBytesPerSession?: number;
+  /**
+   * Fids one 9P session may hold (default 1,048,576; 1..16,777,216). A Linux guest mounted
+   * with cache=loose keeps a fid per cached dentry, so this bounds what the guest may cache,
+   * not just its open files. A request that would add a fid past it gets Rlerror(EMFILE); the
+   * session keeps working and a clunk makes room. The table costs 32 bytes per entry at 3/8 to
+   * 3/4 load (≤ 64 MiB at the default limit); past its first 1,024 entries it grows into memory
+   * the core adds with memory.grow, above guest RAM — so a non-shared memory's ArrayBuffer may
+   * be replaced by any call into the device (take views of `device.ram` afresh).
+   */
+  maxFids?: number;
 }
 
 /** Per-session bounds (DeviceOptions) and their defaults. */
@@ -133,6 +149,7 @@ export class Virtio9pDevice {
   private replies = new Map<number, (len: number) => void>();
   private nextToken = 1;
   private window: Uint8Array;
+  private growListeners: (() => void)[] = [];
   private vmmRam: (() => Uint8Array) | null;
   private onGuestWrite: ((gpa: number, len: number) => void) | null;
   private memory: WebAssembly.Memory;
@@ -145,9 +162,9 @@ export class Virtio9pDevice {
     this.ex = ex;
     this.guestBase = base;
     this.guestSize = size;
+    this.memory = memory;
     this.u8 = new Uint8Array(memory.buffer);
     this.dv = new DataView(memory.buffer);
-    this.memory = memory;
     this.window = this.u8.subarray(base, base + size);
     const g = opts.guestRam;
     this.vmmRam = g === undefined ? null : typeof g === 'function' ? g : () => g;
@@ -162,8 +179,23 @@ export class Virtio9pDevice {
     ex.setTagLen(this.tag.length);
   }
 
-  /** Guest RAM: guest physical address 0 is ram[0] (in copy mode, the VMM's own buffer). */
+  /** Guest RAM: guest physical address 0 is ram[0] (in copy mode, the VMM's own buffer). When
+   *  it is in the module's memory, a view of it is valid until the memory grows: the core grows
+   *  it for large fid tables, which detaches a non-shared memory's ArrayBuffer — take the view
+   *  again then (`onMemoryGrow`). */
   get ram(): Uint8Array { return this.vmmRam ? this.vmmRam() : this.window; }
+
+  /** Called (synchronously, inside the call into the device that grew it) after the core grew
+   *  the module memory; views of `ram` or of the memory taken before are stale from then on. */
+  onMemoryGrow(cb: () => void): void { this.growListeners.push(cb); }
+
+  /** The core grew the memory: re-take the glue's views, then tell the listeners. */
+  private grew(): void {
+    this.u8 = new Uint8Array(this.memory.buffer);
+    this.dv = new DataView(this.memory.buffer);
+    this.window = this.u8.subarray(this.guestBase, this.guestBase + this.guestSize);
+    for (const l of this.growListeners) l();
+  }
 
   /** Copy mode: the core reads [gpa, gpa+len) next — bring it into the window. The core only
    *  asks for ranges it has checked against the window (guest.ts). */
@@ -189,7 +221,7 @@ export class Virtio9pDevice {
       ? new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
       : new WebAssembly.Memory({ initial: 256 });
     const none = () => 0;
-    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none, copyIn: none, copyOut: none }, backend: new Proxy({}, { get: () => none }) });
+    const ex = await instantiateCore(module, probe, { device: { interrupt: none, reply: none, copyIn: none, copyOut: none, grew: none }, backend: new Proxy({}, { get: () => none }) });
     return Math.ceil(ex.coreEnd() / PAGE) * PAGE;
   }
 
@@ -199,6 +231,8 @@ export class Virtio9pDevice {
     const size = opts.guestMemorySize ?? (ramLen !== undefined ? Math.floor(ramLen / 4096) * 4096 : 64 << 20);
     if (ramLen !== undefined && size > ramLen) throw new RangeError(`virtio9p: guestMemorySize ${size} is larger than guestRam (${ramLen} bytes)`);
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0) throw new RangeError('virtio9p: guestMemorySize must be a positive multiple of 4096');
+    const maxFids = opts.maxFids ?? DEFAULT_MAX_FIDS;
+    if (!Number.isInteger(maxFids) || maxFids < 1 || maxFids > MAX_MAX_FIDS) throw new RangeError(`virtio9p: maxFids must be an integer from 1 to ${MAX_MAX_FIDS}`);
     const module = await compileCore(opts.wasm, opts.sharedMemory ? 'shared' : opts.debug ? 'debug' : 'release');
     // A shared memory needs its maximum up front (the shared build declares 65536 pages).
     const memory = opts.memory ?? (opts.sharedMemory
@@ -216,6 +250,7 @@ export class Virtio9pDevice {
     if (pages > memory.buffer.byteLength / PAGE) memory.grow(pages - memory.buffer.byteLength / PAGE);
     ex.init(base, BigInt(size), opts.guestRam !== undefined ? 1 : 0);
     if (opts.features !== undefined) ex.offerFeatures(BigInt.asUintN(64, opts.features));
+    ex.setFidLimit(maxFids);
     dev = new Virtio9pDevice(opts, ex, memory, base, size);
     return dev;
   }
@@ -293,11 +328,17 @@ export class Virtio9pDevice {
       for (let i = 0; i < w.length; i++) if (w[i] !== 0) { nonzero = true; break; }
       if (nonzero) pages.push(p / SNAP_PAGE);
     }
+    const fidTables: { session: number; bytes: number }[] = [];
+    for (let s = 0; s < this.ex.maxSessions(); s++) {
+      const bytes = this.ex.fidTableBytes(s);
+      if (bytes > 0) fidTables.push({ session: s, bytes });
+    }
+    const fidBytes = fidTables.reduce((n, t) => n + t.bytes, 0);
     const b = this.backend as Backend & { snapshotState?: () => Uint8Array };
     const backendState = typeof b.snapshotState === 'function' ? b.snapshotState() : null;
     const header: SnapshotHeader = {
       abi: ABI_VERSION, coreEnd: end, guestSize: this.guestSize, copyMode: this.copyMode, tag: [...this.tag],
-      pages: pages.length, backendBytes: backendState ? backendState.length : 0,
+      pages: pages.length, backendBytes: backendState ? backendState.length : 0, fidTables,
       backendId: backendState ? null : backendId(this.backend),
       nextXattr: this.nextXattr,
       xattrs: [...this.xattrs].map(([h, x]) => ({ h, node: x.node, name: [...x.name], flags: x.flags, data: [...x.data], extent: x.extent, write: x.write, session: x.session })),
@@ -305,7 +346,7 @@ export class Virtio9pDevice {
       locks: this.locks.save(),
     };
     const json = new TextEncoder().encode(JSON.stringify(header));
-    const total = 12 + json.length + pages.length * (4 + SNAP_PAGE) + header.backendBytes;
+    const total = 12 + json.length + pages.length * (4 + SNAP_PAGE) + fidBytes + header.backendBytes;
     const out = new Uint8Array(total);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, SNAP_MAGIC, true); dv.setUint32(4, SNAP_VERSION, true); dv.setUint32(8, json.length, true);
@@ -315,6 +356,12 @@ export class Virtio9pDevice {
       dv.setUint32(o, p, true);
       out.set(u8.subarray(p * SNAP_PAGE, Math.min(end, (p + 1) * SNAP_PAGE)), o + 4);
       o += 4 + SNAP_PAGE;
+    }
+    const mem = new Uint8Array(this.memory.buffer);
+    for (const t of fidTables) {
+      const p = this.ex.fidTablePtr(t.session);
+      out.set(mem.subarray(p, p + t.bytes), o);
+      o += t.bytes;
     }
     if (backendState) out.set(backendState, o);
     return out;
@@ -334,7 +381,7 @@ export class Virtio9pDevice {
    * malformed snapshot or one that does not match the options.
    */
   static async restore(snap: Uint8Array, opts: DeviceOptions): Promise<Virtio9pDevice> {
-    const { header, pagesAt } = parseSnapshot(snap);
+    const { header, pagesAt, fidsAt } = parseSnapshot(snap);
     const dev = await Virtio9pDevice.create(opts);
     const why = header.abi !== ABI_VERSION ? `ABI ${header.abi}, this core is ${ABI_VERSION}`
       : header.coreEnd !== dev.ex.coreEnd() ? 'a different core build'
@@ -355,6 +402,14 @@ export class Virtio9pDevice {
       o += 4 + SNAP_PAGE;
     }
     if (dev.ex.loadState() !== 1) throw new Error('virtio9p: cannot restore this snapshot: no device state in it');
+    dev.ex.setFidLimit(opts.maxFids ?? DEFAULT_MAX_FIDS); // this host's limit, not the saved one
+    // loadState gave each grown fid table a fresh block (the memory may have grown): fill them
+    o = fidsAt;
+    for (const t of header.fidTables) {
+      if (dev.ex.fidTableBytes(t.session) !== t.bytes) throw new Error(`virtio9p: cannot restore this snapshot: no memory for session ${t.session}'s fid table (${t.bytes} bytes)`);
+      new Uint8Array(dev.memory.buffer).set(snap.subarray(o, o + t.bytes), dev.ex.fidTablePtr(t.session));
+      o += t.bytes;
+    }
     dev.nextXattr = header.nextXattr;
     dev.xattrs = new Map(header.xattrs.map((x) => [x.h, { node: x.node, name: Uint8Array.from(x.name), flags: x.flags, data: Uint8Array.from(x.data), extent: x.extent, write: x.write, session: x.session ?? 0 }]));
     for (const x of dev.xattrs.values()) dev.xattrBytes[x.session] = (dev.xattrBytes[x.session] ?? 0) + x.data.length;
@@ -540,6 +595,7 @@ export class Virtio9pDevice {
       },
       copyIn: (gpa: number, len: number) => d().copyIn(gpa >>> 0, len >>> 0),
       copyOut: (gpa: number, len: number) => d().copyOut(gpa >>> 0, len >>> 0),
+      grew: () => d().grew(),
     };
     const backend = {
       attach: (slot: number, a: number, al: number, uid: number, out: number) =>
@@ -686,11 +742,11 @@ export class Virtio9pDevice {
 
   private readdir(slot: number, fh: number, cookie: number, nameBuf: number): number {
     const ex = this.ex;
-    const u8 = this.u8;
+    const dev = this; // this.u8, not a copy: an asynchronous readdir may push after the memory grew
     const sink: DirSink = {
       push(ino, next, dtype, name) {
         if (name.length > 4096) return true; // not representable here: skip it
-        u8.set(name, nameBuf);
+        dev.u8.set(name, nameBuf);
         return ex.dirent(slot, ino, next, dtype, name.length) === 1;
       },
     };
@@ -755,7 +811,7 @@ export class Virtio9pDevice {
 
 
 /** Strict reading of a snapshot's framing: every length is checked against the bytes. */
-function parseSnapshot(snap: Uint8Array): { header: SnapshotHeader; pagesAt: number; backendAt: number } {
+function parseSnapshot(snap: Uint8Array): { header: SnapshotHeader; pagesAt: number; fidsAt: number; backendAt: number } {
   const bad = (why: string): never => { throw new Error(`virtio9p: not a device snapshot (${why})`); };
   if (!(snap instanceof Uint8Array) || snap.length < 12) bad('too short');
   const dv = new DataView(snap.buffer, snap.byteOffset, snap.byteLength);
@@ -767,7 +823,9 @@ function parseSnapshot(snap: Uint8Array): { header: SnapshotHeader; pagesAt: num
   try { header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(snap.subarray(12, 12 + jl))); } catch { return bad('corrupt header'); }
   const pagesAt = 12 + jl;
   if (!Number.isInteger(header.pages) || !Number.isInteger(header.backendBytes) || header.pages < 0 || header.backendBytes < 0) bad('corrupt header');
-  const backendAt = pagesAt + header.pages * (4 + SNAP_PAGE);
+  if (!Array.isArray(header.fidTables) || header.fidTables.some((t) => !Number.isInteger(t?.session) || !Number.isInteger(t?.bytes) || t.session < 0 || t.bytes <= 0)) bad('corrupt header');
+  const fidsAt = pagesAt + header.pages * (4 + SNAP_PAGE);
+  const backendAt = fidsAt + header.fidTables.reduce((n, t) => n + t.bytes, 0);
   if (backendAt + header.backendBytes !== snap.length) bad('truncated or trailing bytes');
-  return { header, pagesAt, backendAt };
+  return { header, pagesAt, fidsAt, backendAt };
 }

@@ -41,6 +41,8 @@ export interface ServeOptions {
   maxOpenPerSession?: number;
   /** per session: bytes of xattr buffers (ENOSPC at Txattrcreate beyond; default 1 MiB) */
   maxXattrBytesPerSession?: number;
+  /** fids one connection may hold (DeviceOptions.maxFids; default 1,048,576): past it EMFILE */
+  maxFids?: number;
   log?: (line: string) => void;
 }
 
@@ -126,7 +128,7 @@ export class P9Server {
   static async start(opts: ServeOptions): Promise<P9Server> {
     checkServeOptions(opts);
     const device = await Virtio9pDevice.create({
-      backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20,
+      backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20, maxFids: opts.maxFids,
       maxOpenPerSession: opts.maxOpenPerSession, maxXattrBytesPerSession: opts.maxXattrBytesPerSession,
     });
     const srv = new P9Server(device, opts);
@@ -296,8 +298,8 @@ export class P9Server {
 
   /** Submit the connection's complete frames, as far as slots and reply space allow. */
   private pump(c: Conn): void {
-    const ram = this.device.ram;
     while (c.backlog.length && !c.closed) {
+      const ram = this.device.ram; // afresh: a submit may grow the memory (fid tables)
       const f = c.backlog[0];
       const type = ram[f.req + 4];
       const u32 = (o: number) => (ram[f.req + o] | (ram[f.req + o + 1] << 8) | (ram[f.req + o + 2] << 16) | (ram[f.req + o + 3] << 24)) >>> 0;

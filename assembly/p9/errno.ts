@@ -11,6 +11,7 @@ export const ENOTDIR: i32 = 20;
 export const EISDIR: i32 = 21;
 export const EINVAL: i32 = 22;
 export const ENFILE: i32 = 23;
+export const EMFILE: i32 = 24;
 export const EFBIG: i32 = 27;
 export const ENOSPC: i32 = 28;
 export const ERANGE: i32 = 34;

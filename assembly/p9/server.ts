@@ -11,7 +11,7 @@ import {
   OFF_FLAGS, OFF_QUEUE, OFF_AUX, OFF_AUXQ, OFF_WPOS, OFF_WBUDGET, OFF_NDESC, slotPtr,
 } from "../slots";
 import { OFF_EPOCH } from "../slots";
-import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, MAX_FIDS, REPLY_BASE } from "../layout";
+import { MAX_SLOTS, MSG_SIZE, OUT_SIZE, REPLY_BASE } from "../layout";
 import { gather, scatter, slice, iovAt, syncOutWritable } from "../iov";
 import { pushUsed } from "../virtq/split";
 import { isPacked, packedPushUsed } from "../virtq/packed";
@@ -25,7 +25,7 @@ import {
 import { decode, encode, encodedHeader, field, field32, strPtr, strLen, wname, setR, strVal } from "./wire";
 import * as E from "./errno";
 import {
-  sessionPtr, fidFind, fidInsert, fidDelete, fidAt, FE_NODE, FE_FH, FE_FLAGS, FE_UID, FE_INO,
+  sessionPtr, fidFind, fidInsert, fidDelete, fidAt, fidSlots, fidReset, fidFullErrno, FE_NODE, FE_FH, FE_FLAGS, FE_UID, FE_INO,
   FID_OPEN, FID_XATTR_READ, FID_XATTR_WRITE, QTDIR, QTSYMLINK,
 } from "./fids";
 import {
@@ -308,12 +308,12 @@ function releaseFid(e: usize): void {
 export function clunkAll(session: u32): void {
   let se = sessionPtr(session);
   store<u32>(se, load<u32>(se, SESS_EPOCH) + 1, SESS_EPOCH);
-  for (let i: u32 = 0; i < <u32>MAX_FIDS; i++) {
+  let n = fidSlots(se);
+  for (let i: u32 = 0; i < n; i++) {
     let e = fidAt(se, i);
     if (e != 0) releaseFid(e);
   }
-  memory.fill(se + 64, 0, <usize>MAX_FIDS * 32);
-  store<u32>(se, 0, 4);
+  fidReset(se);
 }
 
 /** The fid entry named by request field i, or 0 after answering `errno`. */
@@ -369,7 +369,7 @@ function hAttach(s: usize, stage: u32, r: i32): void {
   // The fid was taken while the backend worked (pipelined Tattach on one fid): in use, as above.
   if (fidFind(sess(s), field32(s, 0)) != 0) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, E.EINVAL); return; }
   let e = fidInsert(sess(s), field32(s, 0));
-  if (e == 0) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, E.ENFILE); return; }
+  if (e == 0) { bForget(load<u32>(out(s), ST_NODE)); replyError(s, fidFullErrno(sess(s))); return; }
   setFidObject(e, out(s));
   store<u32>(e, field32(s, 4), FE_UID);
   replyStatQid(s);
@@ -473,7 +473,7 @@ function hWalk(s: usize, stage: u32, r: i32): void {
     if (fidFind(se, newfid) != 0) { bForget(load<u32>(o, ST_NODE)); replyError(s, E.EBADF); return; }
     e = fidInsert(se, newfid);
   }
-  if (e == 0) { bForget(load<u32>(o, ST_NODE)); replyError(s, E.ENFILE); return; }
+  if (e == 0) { bForget(load<u32>(o, ST_NODE)); replyError(s, fidFullErrno(se)); return; }
   setFidObject(e, o);
   store<u32>(e, load<u32>(s, OFF_AUX + 12), FE_UID);
   setR(s, 0, <u64>n | (<u64>(o + OUT_WALKQIDS) << 32));
@@ -920,7 +920,7 @@ function hXattrwalk(s: usize, stage: u32, r: i32): void {
   let e = fidFind(se, newfid);
   if (e != 0 && newfid != field32(s, 0)) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.EBADF); return; }
   if (e != 0) releaseFid(e); else e = fidInsert(se, newfid);
-  if (e == 0) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, E.ENFILE); return; }
+  if (e == 0) { bClose(-1, load<u32>(o, OUT_FH)); replyError(s, fidFullErrno(se)); return; }
   store<u32>(e, 0, FE_NODE);
   store<u32>(e, load<u32>(o, OUT_FH), FE_FH);
   store<u32>(e, FID_OPEN | FID_XATTR_READ, FE_FLAGS);

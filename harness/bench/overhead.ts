@@ -150,7 +150,7 @@ export function writeOverheadChart(r: OverheadReport, file: string, log: (s: str
       { name: 'null backend (core + ring + glue)', points: r.curve.map((p) => [p.fids, p.nsPerGetattr / 1000]) },
       { name: 'memory backend', points: r.memoryCurve.map((p) => [p.fids, p.nsPerGetattr / 1000]) },
     ],
-    note: `node ${r.node}; ${r.curve.at(-1)?.refusedAt ? `the core refuses fid ${r.curve.at(-1)!.refusedAt} (MAX_FIDS)` : ''}`,
+    note: `node ${r.node}; ${r.curve.at(-1)?.refusedAt ? `the core refused fid ${r.curve.at(-1)!.refusedAt} (at its fid limit)` : 'no fid refused up to ' + (r.curve.at(-1)?.fids ?? 0).toLocaleString('en-US')}`,
   });
   fs.writeFileSync(file, svg);
   log(`wrote ${file}`);

@@ -82,7 +82,7 @@ abstract class BusPort extends RegisterPort {
 /** Linux's virtio_mmio.c over the VMM's bus: the device's window at `base`. */
 export class MmioGuestPort extends BusPort {
   constructor(protected bus: Bus, readonly base: number, ram: Uint8Array) {
-    super(ram);
+    super(() => ram);
     if (bus.read(base, 4) !== 0x74726976 || bus.read(base + 4, 4) !== 2 || bus.read(base + 8, 4) !== 9) {
       throw new Error(`guest: no virtio-mmio v2 9p device at 0x${base.toString(16)}`);
     }
@@ -102,7 +102,7 @@ export class PciGuestPort extends BusPort {
   readonly bar0: number;
   private common = 0; private isr = 0; private devcfg = 0; private notifyAt = 0; private mult = 0;
   constructor(private config: Bus, protected bus: Bus, ram: Uint8Array, bar0 = 0xfebf0000) {
-    super(ram);
+    super(() => ram);
     if (config.read(0, 2) !== 0x1af4 || config.read(2, 2) !== 0x1049) throw new Error('guest: not a virtio-pci 9p function');
     config.write(0x10, 0xffffffff, 4);                    // size BAR 0 …
     const size = (~(config.read(0x10, 4) & ~0xf) >>> 0) + 1;

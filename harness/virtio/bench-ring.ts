@@ -23,8 +23,14 @@ const RLERROR = 7;
 export class BenchError extends Error {}
 
 export class BenchRing {
-  readonly ram: Uint8Array;
-  readonly dv: DataView;
+  ram: Uint8Array;
+  dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
+  private remap(): void {
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+  }
   readonly size: number;
   readonly desc = 0x1000;
   readonly avail: number;
@@ -52,6 +58,7 @@ export class BenchRing {
   constructor(private port: DevicePort, opts: { queueSize?: number; dataSize?: number; slots?: number; allowAsync?: boolean } = {}) {
     this.ram = port.ram;
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     this.size = opts.queueSize ?? 256;
     this.slots = opts.slots ?? 8;
     this.allowAsync = opts.allowAsync ?? false;

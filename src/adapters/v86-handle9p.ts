@@ -61,7 +61,8 @@ export class V86Handle9p {
       ram.set(req, r);
       const done = (len: number) => {
         // v86 copies the reply into guest RAM before returning
-        if (len > 0) reply(ram.subarray(p, p + len));
+        // this.device.ram, not `ram`: the request may have grown the memory (a fid table)
+        if (len > 0) reply(this.device.ram.subarray(p, p + len));
         this.arena.release(r);
         this.arena.release(p);
         if (this.waiting.length) queueMicrotask(() => this.pump());

@@ -26,6 +26,9 @@ export interface DevicePort {
   notify(queue: number): void;
   /** used-buffer (and config-change) interrupts; may be called synchronously inside notify() */
   onInterrupt(cb: () => void): void;
+  /** when `ram` lives in a memory the device may grow (fid tables): called after it grew, so
+   *  the driver takes `ram` again (the old view is detached) */
+  onMemoryGrow?(cb: () => void): void;
 }
 
 /** Feature bits (virtio 1.2 §6, §5.3.3). */

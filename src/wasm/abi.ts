@@ -4,7 +4,7 @@
  * wasi_snapshot_preview1 `fd_write`/`proc_exit` for abort; it exports the functions below.
  * tests/abi.test.ts and harness/check-abi.mjs compare the module against these lists.
  */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
@@ -41,6 +41,10 @@ export interface CoreExports {
   saveState(): number;
   loadState(): number;
   inflight(): number;
+  setFidLimit(n: number): void;
+  maxSessions(): number;
+  fidTablePtr(session: number): number;
+  fidTableBytes(session: number): number;
 }
 
 export const EXPORTS = [
@@ -48,7 +52,8 @@ export const EXPORTS = [
   'status', 'driverFeatures', 'offerFeatures', 'setupQueue', 'driverOk', 'reset', 'notify', 'complete', 'dirent', 'openSession',
   'closeSession', 'submit', 'tagPtr', 'setTagLen', 'mmioRead', 'mmioWrite', 'pciConfigRead',
   'pciConfigWrite', 'pciBarRead', 'pciBarWrite', 'countersPtr',
-  'maxSlots', 'slotOut', 'slotSession', 'saveState', 'loadState', 'inflight',
+  'maxSlots', 'slotOut', 'slotSession', 'saveState', 'loadState', 'inflight', 'setFidLimit', 'maxSessions',
+  'fidTablePtr', 'fidTableBytes',
 ] as const;
 
 /** backend.* imports: file operations in WASI conventions. */
@@ -59,7 +64,7 @@ export const BACKEND_IMPORTS = [
 ] as const;
 
 export const IMPORTS = [
-  'env.memory', 'device.interrupt', 'device.reply', 'device.copyIn', 'device.copyOut', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
+  'env.memory', 'device.interrupt', 'device.reply', 'device.copyIn', 'device.copyOut', 'device.grew', ...BACKEND_IMPORTS.map((n) => `backend.${n}`),
 ];
 /** Only the debug build (assertions on) imports these. */
 export const DEBUG_IMPORTS = ['wasi_snapshot_preview1.fd_write', 'wasi_snapshot_preview1.proc_exit'];

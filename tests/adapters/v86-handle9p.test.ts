@@ -35,6 +35,22 @@ describe('v86 + handle9p → our server', () => {
     expect(adapter.device.counters().errors).toEqual({});
   });
 
+  test('a session holding thousands of fids (the core grows its memory mid-request): every reply reaches v86 whole', async () => {
+    const mem = new MemoryBackend();
+    mem.writeFile('f', 'still here');
+    const adapter = await V86Handle9p.create({ backend: mem });
+    const emu = await createV86(await loadV86Node(), { handle9p: adapter.handle9p });
+    emulators.push(emu);
+    const g = new Guest(emu);
+    await g.version(65536);
+    await g.attach(0);
+    for (let fid = 1; fid <= 3000; fid++) await g.walk(0, fid, fid % 2 ? ['f'] : []);
+    await g.lopen(2999, 0);
+    expect(await g.read(2999, 0, 100)).toBe(10);
+    expect(new TextDecoder().decode(g.m.subarray(g.rp, g.rp + 10))).toBe('still here');
+    expect(adapter.device.counters().errors).toEqual({});
+  });
+
   test('asynchronous backends: the reply comes later and v86 still completes the request', async () => {
     const mem = new MemoryBackend();
     mem.writeFile('f', 'later');

@@ -35,7 +35,7 @@ describe('virtio9p CLI', () => {
     expect(s.status).toBe(0);
     for (const f of ['--export', '--backend', '--listen', '--msize', '--readonly', '--max-connections', '--attach-timeout',
       '--idle-timeout', '--frame-timeout', '--connection-buffer', '--max-open', '--max-xattr-bytes', '--memory-capacity', '--memory-files',
-      '--security-model', '--access', '--squash', '--fmode', '--dmode']) expect(s.stdout).toContain(f);
+      '--security-model', '--max-fids', '--access', '--squash', '--fmode', '--dmode']) expect(s.stdout).toContain(f);
     expect(run('demo', '--help').status).toBe(0);
   });
 
@@ -45,6 +45,9 @@ describe('virtio9p CLI', () => {
     [['serve', '--export', '/definitely/not/here'], /export directory '\/definitely\/not\/here' does not exist/],
     [['serve', '--export', '.', '--backend', 'zfs'], /bad --backend 'zfs'/],
     [['serve', '--export', '.', '--msize', '12'], /bad --msize '12'/],
+    [['serve', '--export', '.', '--max-fids', '0'], /bad --max-fids '0' \(want 1\.\.16777216\)/],
+    [['serve', '--export', '.', '--max-fids', '1.5'], /bad --max-fids '1\.5'/],
+    [['serve', '--export', '.', '--max-fids', '16777217'], /bad --max-fids '16777217'/],
     [['serve', '--export', '.', '--listen', 'udp:1'], /bad --listen 'udp:1'/],
     [['serve', '--export', '.', '--max-connections', '64'], /bad --max-connections '64' \(want 1\.\.63\)/],
     [['serve', '--export', '.', '--max-connections', 'many'], /bad --max-connections 'many'/],

@@ -163,6 +163,39 @@ describe('snapshot and restore: the guest carries on', () => {
     });
   }
 
+  test('a fid table that grew past its first area (into the fid heap) is saved and restored', async () => {
+    const r = await rig('split');
+    const { client: c, slot } = r;
+    const A = slot.cur;
+    const N = 5000; // the table doubles past 768 fids: 8,192 entries in the heap
+    for (let i = 1; i <= N; i += 50) {
+      const ps: Promise<unknown>[] = [];
+      for (let k = i; k < i + 50; k++) ps.push(c.walk(0, c.useFid(k), [k % 2 ? 'a.txt' : 'big']));
+      await Promise.all(ps);
+    }
+    await c.lopen(N, O_RDONLY);
+    const snap = await A.snapshot();
+    const jl = new DataView(snap.buffer, snap.byteOffset).getUint32(8, true);
+    expect(JSON.parse(td.decode(snap.subarray(12, 12 + jl))).fidTables).toEqual([{ session: 0, bytes: 8192 * 32 }]);
+    const memB = MemoryBackend.restoreState(Virtio9pDevice.snapshotBackendState(snap)!);
+    // the restored device grows its memory to hold the table again; the bytes are the saved ones
+    const B = await Virtio9pDevice.restore(snap, r.opts(memB));
+    slot.attach(B);
+    for (let i = 1; i <= N; i += 50) {
+      const ps: Promise<unknown>[] = [];
+      for (let k = i; k < i + 50; k++) ps.push(c.getattr(k).then((st) => expect(st.size).toBe(k % 2 ? 5n : 50000n)));
+      await Promise.all(ps);
+    }
+    expect((await c.read(N, 0, 10)).length).toBe(10);        // the open fid is still open
+    await c.clunk(1);
+    await c.walk(0, c.useFid(N + 1), ['a.txt']);
+    expect((await c.getattr(N + 1)).size).toBe(5n);
+    expect(B.counters().errors).toEqual({});
+    // a snapshot that lost its table bytes is refused, not restored without its fids
+    const cut = snap.slice(0, snap.length - 1);
+    await expect(Virtio9pDevice.restore(cut, r.opts(memB))).rejects.toThrow(/not a device snapshot/);
+  });
+
   test('PCI transport: registers and configuration space read the same after restore, and the driver keeps using BAR 0', async () => {
     const ram = new Uint8Array(RAM);
     const mem = new MemoryBackend();

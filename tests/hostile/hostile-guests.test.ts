@@ -2,10 +2,11 @@
  * Hostile guests (issue 7): the device stays within a fixed memory bound, answers with errors
  * where it must, and other queues / connections keep working.
  *
- * The memory bound. The core's linear memory is sized once, at instantiation: coreEnd()
- * (static area: 256 request slots with their message buffers, 64 sessions × 4096-entry fid
- * tables, counters) rounded up to 64 KiB, plus guestMemorySize. It never grows — every test
- * here compares WebAssembly memory size before and after. The host side keeps, per request,
+ * The memory bound. The core's linear memory is sized at instantiation: coreEnd() (static
+ * area: 256 request slots with their message buffers, 64 sessions with a first fid table of
+ * 1,024 entries each, counters) rounded up to 64 KiB, plus guestMemorySize. It grows only
+ * when a session's fid table outgrows its first area — bounded by the per-session fid limit
+ * (maxFids) — and every other test here compares WebAssembly memory size before and after. The host side keeps, per request,
  * one slot's state (at most 256 in flight: counters().inflight ≤ 256, then the device stops
  * popping the ring — counters().stalls — and the chains stay in the guest's ring); the socket
  * server additionally bounds request and reply bytes by its buffer arena (bufferSize: when it is
@@ -25,7 +26,7 @@ import { MemoryBackend } from '../../src/backends/memory.js';
 import { connectStream } from '../../harness/soak/stream-client.js';
 import { tempDir } from '../clients/serve-util.js';
 
-const ENFILE = 23;
+const EMFILE = 24;
 const MAX_SLOTS = 256;
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -204,11 +205,12 @@ describe('hostile guests', () => {
     expect(st.mode & 0o170000).toBe(0o040000);
   }, 90000);
 
-  test('a guest that opens fids until the table is full gets ENFILE; its other fids and other connections keep working', async () => {
+  test('a guest that opens fids up to its limit gets EMFILE; its other fids and other connections keep working; the table memory is reused', async () => {
     const mem = new MemoryBackend();
     mem.writeFile('f', 'data');
     const sock = path.join(tempDir('hostile'), 's.sock');
-    const srv = await P9Server.start({ backend: mem, listen: { kind: 'unix', path: sock }, bufferSize: 16 << 20 });
+    const LIMIT = 4096;
+    const srv = await P9Server.start({ backend: mem, listen: { kind: 'unix', path: sock }, bufferSize: 16 << 20, maxFids: LIMIT });
     cleanups.push(() => srv.close());
     const mem0 = memOf(srv.device.ram);
     const a = await connectStream(sock);
@@ -231,9 +233,11 @@ describe('hostile guests', () => {
       }
     }
     log(`[hostile fids] connection A held ${n} fids when walk failed with errno ${err}; memory ${mib(mem0)} → ${mib(memOf(srv.device.ram))}`);
-    expect(err).toBe(ENFILE);
-    expect(n).toBeGreaterThanOrEqual(4000);
-    expect(n).toBeLessThanOrEqual(4096);
+    expect(err).toBe(EMFILE);
+    expect(n).toBe(LIMIT);
+    // A's table grew from 1,024 to 8,192 entries (past 3/4 load): 64 + 128 + 256 KiB of heap
+    const memFull = memOf(srv.device.ram);
+    expect(memFull - mem0).toBeLessThanOrEqual(448 << 10);
     // the full table refuses every fid-creating request cleanly, and A's existing fids work
     expect(await a.client.lopen(1, 0).then(() => 0)).toBe(0);
     expect(new TextDecoder().decode(await a.client.read(1, 0, 100))).toBe('data');
@@ -246,10 +250,17 @@ describe('hostile guests', () => {
     // clunk one on A: the next walk succeeds
     await a.client.clunk(2);
     await a.client.walk(0, 2, ['f']);
-    expect(memOf(srv.device.ram)).toBe(mem0);
     await a.close();
     for (let i = 0; i < 100 && srv.connections > 1; i++) await tick();
     expect(mem.openHandles).toBe(1); // only B's
+    // A's table went back to the heap: a new connection fills its own without more memory
+    const c = await connectStream(sock);
+    await c.client.version(65536);
+    await c.client.attach(0, 0xffffffff, 'root', '', 0);
+    for (let fid = 1; fid < LIMIT; fid++) await c.client.walk(0, fid, []);
+    expect(await c.client.walk(0, LIMIT, []).then(() => 0, (e: P9ClientError) => e.errno)).toBe(EMFILE);
+    expect(memOf(srv.device.ram)).toBe(memFull);
+    await c.close();
     await b.close();
   }, 90000);
 

@@ -22,8 +22,14 @@ interface Pending { out: Uint8Array[]; inLens: number[]; resolve: (r: RequestRes
 interface Buf { ndesc: number; allocs: number[]; ins: { addr: number; len: number }[]; resolve: (r: RequestResult) => void }
 
 export class PackedDriver {
-  readonly ram: Uint8Array;
+  ram: Uint8Array;
   private dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
+  private remap(): void {
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+  }
   readonly size: number;
   readonly ringAddr: number;
   readonly driverEvent: number;
@@ -44,6 +50,7 @@ export class PackedDriver {
   constructor(private port: DevicePort, opts: PackedDriverOptions = {}) {
     this.ram = port.ram;
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     this.size = opts.queueSize ?? 128;
     this.pageSize = opts.pageSize ?? 4096;
     const want = VIRTIO_F_VERSION_1 | VIRTIO_9P_F_MOUNT_TAG | VIRTIO_F_RING_PACKED | (opts.indirect ?? true ? VIRTIO_F_INDIRECT_DESC : 0n);

@@ -163,8 +163,14 @@ export class ArenaAllocator {
 
 export class SplitDriver {
   readonly port: DevicePort;
-  readonly ram: Uint8Array;
-  readonly dv: DataView;
+  ram: Uint8Array;
+  dv: DataView;
+  /** re-take guest RAM from the port: the device's memory grew (large fid tables), which
+   *  detaches a non-shared memory's old buffer */
+  private remap(): void {
+    this.ram = this.port.ram;
+    this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+  }
   readonly queueSize: number;
   readonly pageSize: number;
   /** negotiated feature bits */
@@ -205,6 +211,7 @@ export class SplitDriver {
     this.port = port;
     this.ram = port.ram;
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ram.byteLength);
+    port.onMemoryGrow?.(() => this.remap());
     const N = opts.queueSize ?? 128;
     if (!Number.isInteger(N) || N < 1 || N > 32768 || (N & (N - 1)) !== 0) {
       throw new Error(`queueSize must be a power of two in [1, 32768], got ${N}`);

@@ -13,7 +13,10 @@ const ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8;
  *  how a register is reached. The guest's interrupt handler is `interrupt()`. */
 export abstract class RegisterPort implements DevicePort {
   private listeners: (() => void)[] = [];
-  constructor(readonly ram: Uint8Array) {}
+  /** `ram` is asked for afresh: the device's memory may grow (fid tables) */
+  constructor(private readonly ramOf: () => Uint8Array) {}
+  get ram(): Uint8Array { return this.ramOf(); }
+  onMemoryGrow?: (cb: () => void) => void;
   protected abstract read(reg: string): number;
   protected abstract write(reg: string, v: number): void;
   /** acknowledge the interrupt the way the transport wants; returns the ISR bits */
@@ -95,8 +98,9 @@ export const MMIO: Record<string, number> = {
 
 export class MmioPort extends RegisterPort {
   constructor(private dev: Virtio9pDevice) {
-    super(dev.ram);
+    super(() => dev.ram);
     dev.onInterrupt(() => this.interrupt());
+    this.onMemoryGrow = (cb) => dev.onMemoryGrow(cb);
     if (dev.mmio.read(0) !== 0x74726976 || dev.mmio.read(4) !== 2 || dev.mmio.read(8) !== 9) throw new Error('not a virtio-mmio v2 9p device');
   }
   protected read(reg: string): number { return this.dev.mmio.read(MMIO[reg]); }
@@ -141,8 +145,9 @@ export class PciPort extends RegisterPort {
   private notifyBase: number;
   private multiplier: number;
   constructor(private dev: Virtio9pDevice) {
-    super(dev.ram);
+    super(() => dev.ram);
     dev.onInterrupt(() => this.interrupt());
+    this.onMemoryGrow = (cb) => dev.onMemoryGrow(cb);
     if (dev.pci.configRead(0, 2) !== 0x1af4 || dev.pci.configRead(2, 2) !== 0x1049) throw new Error('not a virtio-pci 9p device');
     // size and place BAR 0 as firmware would
     dev.pci.configWrite(0x10, 0xffffffff);

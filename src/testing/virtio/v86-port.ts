@@ -18,7 +18,7 @@ export class V86PciPort extends RegisterPort {
   private multiplier = 0;
 
   constructor(readonly adapter: V86Virtio9p, private readonly cpu: Any) {
-    super(adapter.device.ram);
+    super(() => adapter.device.ram);
     adapter.device.onInterrupt(() => this.interrupt());
     this.io = cpu.io;
     if (this.cfg(0, 2) !== 0x1af4 || this.cfg(2, 2) !== 0x1049) throw new Error('no virtio-pci 9p function at this address');
