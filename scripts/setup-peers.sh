@@ -14,7 +14,11 @@ LG=.cache/linux-guest/out
 V86=.cache/v86-guest/out
 
 # a kit is usable when its kernel is there and its initramfs is not a stub from an interrupted run
-kit_ok() { [ -s "$1/vmlinuz" ] && [ -f "$1/initramfs.cpio.gz" ] && [ "$(wc -c < "$1/initramfs.cpio.gz")" -gt 100000 ]; }
+# and it was packed after the guest's init script last changed
+kit_ok() {
+  [ -s "$1/vmlinuz" ] && [ -f "$1/initramfs.cpio.gz" ] && [ "$(wc -c < "$1/initramfs.cpio.gz")" -gt 100000 ] &&
+    [ "$1/initramfs.cpio.gz" -nt harness/linux-guest/guest-init ]
+}
 
 missing() {
   m=""
