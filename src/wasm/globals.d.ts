@@ -6,3 +6,5 @@ declare namespace WebAssembly {
   interface Memory {}
   interface Instance {}
 }
+// HttpBackend's fetch option names an AbortSignal (lib.dom's, or Node's global one).
+interface AbortSignal {}

@@ -96,7 +96,7 @@ describe('the tarball', () => {
         proc.stdout!.on('data', (d) => { out += d; if (out.includes('\n')) resolve(); });
         void exited.then((c) => reject(new Error(`serve exited ${c}`)));
       });
-      expect(out).toContain(`(local) on unix:${sock}`);
+      expect(out).toContain(`(local, mapped-xattr) on unix:${sock}`);
       const ls = sh(DIODLS, ['-s', sock, '-a', exp], proj, 60000).stdout.split('\n').filter(Boolean).sort();
       expect(ls).toEqual(['hello.txt', 'sub']);
       expect(sh(DIODCAT, ['-s', sock, '-a', exp, 'hello.txt'], proj, 60000).stdout).toBe('hello from the tarball\n');
