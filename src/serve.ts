@@ -37,7 +37,10 @@ export interface ServeOptions {
   /** ms one frame may take to arrive once its first byte did, and ms a client may take none
    *  of its waiting replies, before the connection is closed; default 30 000 */
   frameTimeout?: number;
-  /** per session: open files and directories (EMFILE beyond; default 1024) */
+  /** per session: open files and directories (EMFILE beyond; default: a quarter of the
+   *  process's open-file limit, at most 65536: a host backend holds a descriptor per open file,
+   *  so no one client can take them all, while a cache=loose guest, which keeps every file it
+   *  wrote open, still gets thousands) */
   maxOpenPerSession?: number;
   /** per session: bytes of xattr buffers (ENOSPC at Txattrcreate beyond; default 1 MiB) */
   maxXattrBytesPerSession?: number;
@@ -129,7 +132,8 @@ export class P9Server {
     checkServeOptions(opts);
     const device = await Virtio9pDevice.create({
       backend: opts.backend, guestMemorySize: opts.bufferSize ?? 256 << 20, maxFids: opts.maxFids,
-      maxOpenPerSession: opts.maxOpenPerSession, maxXattrBytesPerSession: opts.maxXattrBytesPerSession,
+      maxOpenPerSession: opts.maxOpenPerSession ?? defaultOpenPerSession(),
+      maxXattrBytesPerSession: opts.maxXattrBytesPerSession,
     });
     const srv = new P9Server(device, opts);
     await srv.listen();
@@ -400,4 +404,14 @@ export function checkServeOptions(o: ServeOptions): void {
   for (const k of ['attachTimeout', 'idleTimeout', 'frameTimeout'] as const) int(k, 0, 2 ** 31 - 1);
   int('maxOpenPerSession', 1, 2 ** 30);
   int('maxXattrBytesPerSession', 0, 2 ** 40);
+}
+
+/** A quarter of this process's open-file limit (RLIMIT_NOFILE, soft), within 64..65536. */
+function defaultOpenPerSession(): number {
+  let limit = 1024;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m) limit = m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
+  } catch { /* not Linux: keep the common default */ }
+  return Math.max(64, Math.min(65536, Math.floor(limit / 4)));
 }
