@@ -15,6 +15,7 @@
  *   set-group-ID, as Linux does. New objects belong to the attached user.
  */
 import fs from 'node:fs';
+import { isErr, run, type Op } from './op.js';
 import type { Backend, Created, DirSink, Entry, Fh, Node, Res, SetAttr, Stat, StatFs } from './backend.js';
 import {
   AT_REMOVEDIR, O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFMT, S_IFDIR, S_IFREG, S_IFCHR, S_IFBLK,
@@ -62,29 +63,6 @@ export function hostGroups(passwd = '/etc/passwd', group = '/etc/group'): (uid: 
 
 interface Who { uid: number; groups: number[] }
 interface Ref { inner: Node; who: Who }
-
-const isErr = (v: unknown): v is number => typeof v === 'number' && v < 0;
-
-// ---- the generator runner: synchronous while the inner backend is (as in security.ts) ---------
-type Op<T> = Generator<unknown, T, unknown>;
-function run<T>(g: Op<T>): Res<T> {
-  let r = g.next();
-  while (!r.done) {
-    const v = r.value;
-    if (v instanceof Promise) return resume(g, v);
-    r = g.next(v);
-  }
-  return r.value as Res<T>;
-}
-async function resume<T>(g: Op<T>, first: Promise<unknown>): Promise<T> {
-  let p: unknown = first;
-  for (;;) {
-    let r: IteratorResult<unknown, T>;
-    try { r = g.next(await p); } catch (e) { r = g.throw(e); }
-    if (r.done) return r.value;
-    p = r.value;
-  }
-}
 
 /** May `who` have `want` (R|W|X bits) on an object with these attributes? 0 or -EACCES. */
 export function permits(st: Stat, who: Who, want: number): number {

@@ -21,6 +21,7 @@
  * synchronously while the inner backend answers synchronously (the local and memory backends),
  * asynchronously otherwise (the proxy).
  */
+import { isErr, run, type Op } from './op.js';
 import type { Backend, Created, DirSink, Entry, Fh, Node, Res, SetAttr, Stat, StatFs } from './backend.js';
 import {
   O_EXCL, O_RDONLY, O_TRUNC, O_WRONLY, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK,
@@ -82,33 +83,7 @@ function readLe(v: unknown): number | null {
   return v.length === 4 ? dv.getUint32(0, true) : Number(dv.getBigUint64(0, true) & 0xFFFFFFFFn);
 }
 
-const isErr = (v: unknown): v is number => typeof v === 'number' && v < 0;
-
-// ---- the generator runner: synchronous while the inner backend is -------------------------------
-
-type Op<T> = Generator<unknown, T, unknown>;
-
-function run<T>(g: Op<T>): Res<T> {
-  let r = g.next();
-  while (!r.done) {
-    const v = r.value;
-    if (v instanceof Promise) return resume(g, v);
-    r = g.next(v);
-  }
-  return r.value as Res<T>;
-}
-
-async function resume<T>(g: Op<T>, first: Promise<unknown>): Promise<T> {
-  let p: unknown = first;
-  for (;;) {
-    let r: IteratorResult<unknown, T>;
-    try { r = g.next(await p); } catch (e) { r = g.throw(e); }
-    if (r.done) return r.value;
-    p = r.value;
-  }
-}
-
-// ---- the mapped-xattr model ------------------------------------------------------------------------
+// ---- the mapped models -------------------------------------------------------------------------------
 
 /** The guest's view of one object's metadata (null: not recorded, or not to be changed). */
 export interface Mapped { uid: number | null; gid: number | null; mode: number | null; rdev: number | null }
@@ -132,7 +107,7 @@ export abstract class MappedBackend implements Backend {
   protected abstract readMeta(node: Node): Op<Mapped>;
   /** Record the non-null fields of `m` for `node`; 0 or -errno. */
   protected abstract writeMeta(node: Node, m: Mapped): Op<number>;
-  protected track(_e: Entry, _where: Where): Op<void> | void { /* path-free stores need nothing */ }
+  protected *track(_e: Entry, _where: Where): Op<void> { /* path-free stores need nothing */ }
   protected untrack(_node: Node): void { /* as above */ }
   /** A last correction of what the guest sees (mapped-file hides its metadata directory). */
   protected *adjust<S extends Stat>(st: S, _node: Node): Op<S> { return st; }
@@ -197,7 +172,7 @@ export abstract class MappedBackend implements Backend {
     const e = yield p;
     if (isErr(e)) return e;
     const en = e as Entry;
-    if (where !== 'same') yield* (this.track(en, where) ?? (function* () { /* nothing */ })());
+    if (where !== 'same') yield* this.track(en, where);
     else this.retain(en.node);
     return yield* this.view(en);
   }
@@ -260,7 +235,7 @@ export abstract class MappedBackend implements Backend {
     const c = yield this.inner.create(dir, name, flags | O_EXCL, this.fmode, NO_ID, NO_ID);
     if (!isErr(c)) {
       const cr = c as Created;
-      yield* (this.track(cr, { dir, name: name.slice() }) ?? (function* () { /* nothing */ })());
+      yield* this.track(cr, { dir, name: name.slice() });
       const e = yield* this.record(dir, name, cr.node, uid, gid, S_IFREG | (mode & 0o7777), null, false);
       if (e < 0) { yield this.inner.close(cr.fh); this.release(cr.node); return e; }
       return yield* this.view(cr);
@@ -350,13 +325,13 @@ export abstract class MappedBackend implements Backend {
       const ent = yield this.inner.lookup(dir, name);
       if (isErr(ent)) return ent;
       node = (ent as Entry).node;
-      yield* (this.track(ent as Entry, where) ?? (function* () { /* nothing */ })());
+      yield* this.track(ent as Entry, where);
     } else {
       const c = yield this.inner.create(dir, name, (target !== null ? O_WRONLY : O_RDONLY) | O_EXCL, this.fmode, NO_ID, NO_ID);
       if (isErr(c)) return c;
       const cr = c as Created;
       node = cr.node;
-      yield* (this.track(cr, where) ?? (function* () { /* nothing */ })());
+      yield* this.track(cr, where);
       let e = 0;
       if (target !== null && target.length > 0) {
         const w = yield this.inner.write(cr.fh, 0, [target]);
