@@ -444,6 +444,7 @@ export class AccessBackend implements Backend {
 
   close(fh: Fh): Res<number> { return this.inner.close(fh); }
 
+  destroy(): unknown { return this.inner.destroy?.(); }
   forget(node: Node): void {
     const r = this.refs.get(node);
     if (r === undefined) return;

@@ -146,4 +146,7 @@ export interface Backend {
   close(fh: Fh): Res<number>;
   /** Give back one reference to a Node. */
   forget(node: Node): void;
+  /** Optional: release what the backend holds on the host (descriptors, helper processes);
+   *  wrappers pass it on to the backend they wrap. */
+  destroy?(): unknown;
 }

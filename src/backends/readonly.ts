@@ -37,5 +37,6 @@ export class ReadonlyBackend implements Backend {
   setxattr(): Res<number> { return -EROFS; }
   removexattr(): Res<number> { return -EROFS; }
   close(fh: Fh): Res<number> { return this.inner.close(fh); }
+  destroy(): unknown { return this.inner.destroy?.(); }
   forget(node: Node): void { this.inner.forget(node); }
 }

@@ -415,6 +415,7 @@ export abstract class MappedBackend implements Backend {
   }
 
   close(fh: Fh): Res<number> { return this.inner.close(fh); }
+  destroy(): unknown { return this.inner.destroy?.(); }
   forget(node: Node): void { this.release(node); }
 }
 
