@@ -384,6 +384,9 @@ describe('the limits as `virtio9p serve` flags', () => {
       for (let i = 0; i < 2; i++) { await good.client.walk(0, 10 + i, ['hello']); await good.client.lopen(10 + i, 0); }
       await good.client.walk(0, 12, ['hello']);
       expect(await errno(good.client.lopen(12, 0))).toBe(EMFILE);
+      // the server's log comes through its own pipe, not in step with the replies: wait for it
+      const logged = (l: string) => /refusing connections/.test(l) && /no attach within/.test(l) && /at its limit of open files/.test(l);
+      for (let i = 0; i < 500 && !logged(srv.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
       const log = srv.stderr();
       expect(log.match(/refusing connections/g)).toHaveLength(1);
       expect(log).toMatch(/no attach within 2000 ms/);
